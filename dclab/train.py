@@ -1,0 +1,117 @@
+"""Training and evaluation loops, seeded and deterministic on the CPU, with tqdm bars.
+
+``after_step(model)`` runs after every optimizer step: that is where a pruner puts
+pruned weights back to zero (notebook 02) and a quantizer keeps codebooks shared.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import Digits
+
+
+def augment_shift(x: torch.Tensor, max_shift: float, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to ``max_shift`` pixels in x and y (a cheap, batched augmentation)."""
+    n, _, h, w = x.shape
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * max_shift
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = 1
+    theta[:, 1, 1] = 1
+    theta[:, 0, 2] = shift[:, 0] * 2 / w
+    theta[:, 1, 2] = shift[:, 1] * 2 / h
+    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def train(
+    model: nn.Module,
+    data: Digits,
+    epochs: int,
+    lr: float = 0.05,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    batch_size: int = 128,
+    max_shift: float = 0.0,
+    schedule: str = "cosine",
+    seed: int = 0,
+    after_step: Callable[[nn.Module], None] | None = None,
+    parameters: list[torch.nn.Parameter] | None = None,
+    eval_data: Digits | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> list[dict]:
+    """Train with SGD (momentum, L2 weight decay, cosine or constant lr); returns one dict per epoch.
+
+    ``parameters`` restricts what is optimised (e.g. only the centroids of trained
+    quantization); ``eval_data`` adds a test accuracy to each epoch's record.
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    params = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    total_steps = max(1, epochs * steps_per_epoch)
+    history = []
+    bar = tqdm(total=total_steps, desc=desc, disable=not progress, leave=False)
+    step = 0
+    for epoch in range(epochs):
+        model.train()
+        start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        for x, y in data.batches(batch_size, shuffle=True, seed=seed * 1000 + epoch):
+            if max_shift > 0:
+                x = augment_shift(x, max_shift, generator)
+            if schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step(model)
+            step += 1
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            bar.update(1)
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "seconds": time.perf_counter() - start,
+        }
+        if eval_data is not None:
+            record["test_accuracy"] = evaluate(model, eval_data)
+        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+        history.append(record)
+    bar.close()
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Digits, batch_size: int = 2000) -> torch.Tensor:
+    """Predicted labels for every digit in ``data``."""
+    model.eval()
+    return torch.cat([model(x).argmax(1) for x, _ in data.batches(batch_size)])
+
+
+def evaluate(model: nn.Module, data: Digits, batch_size: int = 2000) -> float:
+    """Accuracy in [0, 1] on every digit in ``data``."""
+    return (predict(model, data, batch_size) == data.labels).float().mean().item()
+
+
+def test_error(model: nn.Module, data: Digits) -> float:
+    """Error rate in [0, 1] (the papers report this, in percent)."""
+    return 1.0 - evaluate(model, data)
+
+
+test_error.__test__ = False  # not a pytest test, despite its name
