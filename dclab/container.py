@@ -1,0 +1,697 @@
+"""The ``.dcz`` file: a whole compressed model in real bytes (Deep Compression, all three stages).
+
+Notebooks 04 (the papers' tables from a real file) and 06 (the dashboard);
+the byte layout is in ``docs/dcz-format.md``. A ``.dcz`` holds, per layer, the codebook (float32 centroids), the codebook
+indices of the kept weights and their gaps (sparse storage with filler zeros,
+``dclab.sparse``), Huffman-coded or packed at fixed width, and the float32
+bias. Sizes shown by the app are ``len()`` of these bytes.
+
+The file is a signature, a version and a sequence of checksummed sections
+(PNG's layout). Headers are JSON or fixed binary fields; nothing in a file is ever executed or
+unpickled. Reading validates every count against the bytes that are really
+there before it allocates anything, and refuses a truncated, corrupted,
+foreign or future-version file with ``DczFormatError``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from dclab import huffman
+from dclab.errors import DclabError, DczFormatError
+from dclab.sparse import MAX_INDEX_BITS, encode_gaps
+
+SIGNATURE = b"\x89DCZ\r\n\x1a\n"
+"""The first 8 bytes of every ``.dcz`` (like PNG's: catches text-mode and 7-bit mangling)."""
+
+FORMAT_VERSION = 1
+"""The only version this reader accepts; any change to the layout bumps it."""
+
+MAX_BITS = 16
+"""Widest codebook index: 2**16 centroids."""
+
+MAX_WEIGHTS = 2**28
+"""Most weights a file may describe (all layers together): a guard against absurd headers."""
+
+KINDS = ("conv", "fc")
+
+_PREFIX = len(SIGNATURE) + 2  # signature + u16 version
+_FRAME = 12  # chunk type (4) + body length (4) + CRC32 (4)
+_REPAIR = "Re-create it with dclab.container.write_dcz (or `python -m dclab compress`)."
+
+PathLike = Union[str, "os.PathLike[str]"]
+Array = Union[torch.Tensor, np.ndarray, Sequence[float]]
+
+
+# ---------------------------------------------------------------------------
+# Layers
+
+
+def _tensor(x: Array, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x)
+    return x.detach().to("cpu", dtype).contiguous()
+
+
+@dataclass(eq=False)
+class CompressedLayer:
+    """One pruned and quantized layer: its codebook, its indices and its bias (notebooks 04, 06).
+
+    ``indices`` are codebook indices shaped like the weight (a flat tensor is
+    reshaped); the weight is ``centroids[indices]``. With ``index_bits > 0``
+    the file stores only the non-zero indices with their gaps (index 0 is the
+    zero value of a pruned layer); ``index_bits == 0`` stores every index
+    (a dense layer, quantized but not pruned).
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    bits: int
+    index_bits: int
+    centroids: torch.Tensor
+    indices: torch.Tensor
+    bias: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or len(self.name.encode("utf-8")) > 255:
+            raise DclabError(f"a layer name must be a non-empty string of at most 255 bytes; got {self.name!r}")
+        if self.kind not in KINDS:
+            raise DclabError(f"layer {self.name!r}: kind must be one of {KINDS}; got {self.kind!r}")
+        shape = tuple(self.shape)
+        if not 1 <= len(shape) <= 5 or not all(isinstance(d, (int, np.integer)) and d >= 1 for d in shape):
+            raise DclabError(f"layer {self.name!r}: shape must be 1 to 5 positive integers; got {self.shape!r}")
+        self.shape = tuple(int(d) for d in shape)
+        if not isinstance(self.bits, (int, np.integer)) or not 1 <= self.bits <= MAX_BITS:
+            raise DclabError(f"layer {self.name!r}: bits must be an integer in [1, {MAX_BITS}]; got {self.bits!r}")
+        if not isinstance(self.index_bits, (int, np.integer)) or not 0 <= self.index_bits <= MAX_INDEX_BITS:
+            raise DclabError(
+                f"layer {self.name!r}: index_bits must be an integer in [0, {MAX_INDEX_BITS}] "
+                f"(0 = dense, no gaps); got {self.index_bits!r}"
+            )
+        self.bits, self.index_bits = int(self.bits), int(self.index_bits)
+        self.centroids = _tensor(self.centroids, torch.float32).reshape(-1)
+        if not 1 <= self.centroids.numel() <= 2**self.bits:
+            raise DclabError(
+                f"layer {self.name!r}: {self.centroids.numel()} centroids do not fit {self.bits} bits "
+                f"(1 to {2**self.bits}); pass the codebook made with these bits"
+            )
+        indices = self.indices
+        if isinstance(indices, torch.Tensor) and indices.is_floating_point():
+            raise DclabError(f"layer {self.name!r}: indices must be integers; got {indices.dtype}")
+        if isinstance(indices, np.ndarray) and indices.dtype.kind not in "iu":
+            raise DclabError(f"layer {self.name!r}: indices must be integers; got {indices.dtype}")
+        self.indices = _tensor(indices, torch.int64)
+        if self.indices.numel() != math.prod(self.shape):
+            raise DclabError(
+                f"layer {self.name!r}: {self.indices.numel()} indices for shape {self.shape} "
+                f"({math.prod(self.shape)} weights)"
+            )
+        self.indices = self.indices.reshape(self.shape)
+        if self.indices.numel() and (self.indices.min() < 0 or self.indices.max() >= self.centroids.numel()):
+            raise DclabError(
+                f"layer {self.name!r}: indices must lie in [0, {self.centroids.numel()}) "
+                f"(one per centroid); got [{int(self.indices.min())}, {int(self.indices.max())}]"
+            )
+        if self.bias is not None:
+            self.bias = _tensor(self.bias, torch.float32).reshape(-1)
+            if self.bias.numel() != self.shape[0]:
+                raise DclabError(
+                    f"layer {self.name!r}: bias has {self.bias.numel()} values; "
+                    f"expected one per output, {self.shape[0]}"
+                )
+
+    @classmethod
+    def from_codebook(
+        cls,
+        name: str,
+        kind: str,
+        codebook: Any,
+        bits: int,
+        index_bits: int,
+        bias: Array | None = None,
+    ) -> CompressedLayer:
+        """A layer from a ``dclab.quantize.Codebook`` (centroids, indices shaped like ``w``) (notebooks 04, 06)."""
+        indices = codebook.indices
+        return cls(name, kind, tuple(indices.shape), bits, index_bits, codebook.centroids, indices, bias)
+
+    @property
+    def n_weights(self) -> int:
+        """Weights in the layer (bias excluded)."""
+        return math.prod(self.shape)
+
+    def weight(self) -> torch.Tensor:
+        """The dense float32 weight: ``centroids[indices]``, zeros where pruned (notebooks 04, 06)."""
+        return self.centroids[self.indices]
+
+    def __repr__(self) -> str:
+        bias = "" if self.bias is None else ", bias"
+        return (
+            f"CompressedLayer({self.name!r}, {self.kind}, shape={self.shape}, bits={self.bits}, "
+            f"index_bits={self.index_bits}, n_centroids={self.centroids.numel()}{bias})"
+        )
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-layer sizes read from a ``.dcz``: the columns of the paper's Table 2 (notebooks 04, 06).
+
+    ``fixed_bits`` and ``huffman_bits`` count the coded indices plus gaps at
+    fixed width (P+Q) and Huffman-coded (P+Q+H), whichever way the file
+    stores them; ``size_pq_bytes`` / ``size_pqh_bytes`` add the codebook (and
+    for +H the code-length tables), as the paper's ratios do. ``stored_bytes``
+    are this layer's bytes in the file, chunk framing and headers included.
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    n_weights: int
+    n_nonzero: int
+    n_fillers: int
+    n_entries: int
+    bits: int
+    index_bits: int
+    n_centroids: int
+    huffman: bool
+    weight_bits_huffman: float
+    index_bits_huffman: float
+    fixed_bits: int
+    huffman_bits: int
+    codebook_bytes: int
+    table_bytes: int
+    bias_bytes: int
+    stored_bytes: int
+    sections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def density(self) -> float:
+        """Fraction of weights kept ("kept after P")."""
+        return self.n_nonzero / self.n_weights
+
+    @property
+    def original_bytes(self) -> int:
+        """The weights as float32, the paper's reference size."""
+        return 4 * self.n_weights
+
+    @property
+    def size_pq_bytes(self) -> int:
+        """Pruned + quantized at fixed width: codebook + indices + gaps ("size P+Q")."""
+        return self.codebook_bytes + (self.fixed_bits + 7) // 8
+
+    @property
+    def size_pqh_bytes(self) -> int:
+        """Pruned + quantized + Huffman: codebook + code tables + coded indices and gaps ("size +H")."""
+        return self.codebook_bytes + self.table_bytes + (self.huffman_bits + 7) // 8
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field and derived size, for a table (``pandas.DataFrame(list_of_dicts)``)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "sections"}
+        d.update(
+            density=self.density,
+            original_bytes=self.original_bytes,
+            size_pq_bytes=self.size_pq_bytes,
+            size_pqh_bytes=self.size_pqh_bytes,
+        )
+        return d
+
+
+@dataclass(eq=False)
+class DczModel:
+    """A ``.dcz`` read back: architecture name, layers, metadata and sizes (notebooks 04, 06)."""
+
+    arch: str
+    layers: list[CompressedLayer]
+    meta: dict[str, Any]
+    huffman: bool
+    n_bytes: int
+    header_bytes: int
+    stats: list[LayerStats] = field(repr=False, default_factory=list)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Dense tensors keyed ``"{name}.weight"`` / ``"{name}.bias"`` for ``load_state_dict`` (notebooks 04, 06)."""
+        out: dict[str, torch.Tensor] = {}
+        for layer in self.layers:
+            out[f"{layer.name}.weight"] = layer.weight()
+            if layer.bias is not None:
+                out[f"{layer.name}.bias"] = layer.bias.clone()
+        return out
+
+    def layer_stats(self) -> list[LayerStats]:
+        """Per-layer sizes, from the file alone (``python -m dclab inspect``; the paper's Table 2)."""
+        return list(self.stats)
+
+    def __getitem__(self, name: str) -> CompressedLayer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def __repr__(self) -> str:
+        coding = "huffman" if self.huffman else "fixed-width"
+        names = ", ".join(layer.name for layer in self.layers)
+        return f"DczModel({self.arch!r}, {coding}, {self.n_bytes} bytes, layers=[{names}])"
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+def _json_bytes(obj: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+    except (TypeError, ValueError) as err:
+        raise DclabError(f"metadata must be JSON data (dicts, lists, str, finite numbers, bools): {err}") from None
+
+
+def _chunk(ctype: bytes, body: bytes) -> bytes:
+    if len(body) >= 2**32:
+        raise DclabError(f"a {ctype.decode()} section of {len(body)} bytes is too large for a .dcz (limit 4 GiB)")
+    return ctype + struct.pack("<I", len(body)) + body + struct.pack("<I", zlib.crc32(ctype + body))
+
+
+def _stream_chunks(tag: bytes, symbols: np.ndarray, width: int, use_huffman: bool) -> Iterator[bytes]:
+    """The table (Huffman only) and data chunks of one symbol stream."""
+    if use_huffman:
+        stream = huffman.encode(symbols)
+        payload, n_bits = stream.payload, stream.n_bits
+        yield _chunk(tag + b"TAB", stream.lengths.astype(np.uint8).tobytes())
+    else:
+        payload, n_bits = huffman.pack_codes(symbols, width)
+    pad = 8 * len(payload) - n_bits
+    yield _chunk(tag + b"DAT", bytes([pad]) + payload)
+
+
+def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
+    flat = layer.indices.reshape(-1).numpy()
+    sparse = encode_gaps(flat, layer.index_bits) if layer.index_bits else None
+    values = sparse.values if sparse is not None else flat
+    name = layer.name.encode("utf-8")
+    header = b"".join(
+        [
+            struct.pack("<B", len(name)),
+            name,
+            struct.pack("<BB", KINDS.index(layer.kind), len(layer.shape)),
+            struct.pack(f"<{len(layer.shape)}I", *layer.shape),
+            struct.pack("<BBII", layer.bits, layer.index_bits, layer.centroids.numel(), values.size),
+            struct.pack("<B", layer.bias is not None),  # flags: bit 0 = has a bias
+        ]
+    )
+    yield _chunk(b"LAYR", header)
+    yield _chunk(b"CENT", layer.centroids.numpy().astype("<f4").tobytes())
+    yield from _stream_chunks(b"W", values, layer.bits, use_huffman)
+    if sparse is not None:
+        yield from _stream_chunks(b"G", sparse.gap_codes, layer.index_bits, use_huffman)
+    if layer.bias is not None:
+        yield _chunk(b"BIAS", layer.bias.numpy().astype("<f4").tobytes())
+
+
+def to_bytes(
+    arch: str,
+    layers: Sequence[CompressedLayer],
+    huffman: bool = True,
+    meta: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Encode a compressed model as ``.dcz`` bytes (Huffman-coded, or fixed-width) (notebooks 04, 06)."""
+    if not isinstance(arch, str) or not arch:
+        raise DclabError(f"arch must be a model name such as 'lenet300'; got {arch!r}")
+    layers = list(layers)
+    names = [layer.name for layer in layers]
+    if len(set(names)) != len(names):
+        raise DclabError(f"layer names must be unique; got {names}")
+    if sum(layer.n_weights for layer in layers) > MAX_WEIGHTS:
+        raise DclabError(f"a .dcz holds at most {MAX_WEIGHTS} weights")
+    meta = dict(meta or {})
+    if not all(isinstance(k, str) for k in meta):
+        raise DclabError("metadata keys must be strings")
+    head = {"arch": arch, "huffman": bool(huffman), "n_layers": len(layers), "meta": meta}
+    parts = [SIGNATURE, struct.pack("<H", FORMAT_VERSION), _chunk(b"HEAD", _json_bytes(head))]
+    for layer in layers:
+        parts.extend(_layer_chunks(layer, bool(huffman)))
+    parts.append(_chunk(b"DEND", b""))
+    return b"".join(parts)
+
+
+def write_dcz(
+    path: PathLike,
+    arch: str,
+    layers: Sequence[CompressedLayer],
+    huffman: bool = True,
+    meta: Mapping[str, Any] | None = None,
+) -> int:
+    """Write a ``.dcz`` file (via a temporary file and a rename); returns the bytes written (notebooks 04, 06)."""
+    data = to_bytes(arch, layers, huffman=huffman, meta=meta)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return len(data)
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+_FOREIGN = [
+    (b"\x89PNG", "a PNG image"),
+    (b"PK\x03\x04", "a ZIP archive (a PyTorch .pt checkpoint is one: load it with torch.load)"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"\x80\x02", "a Python pickle (dclab never unpickles files)"),
+    (b"\x80\x03", "a Python pickle (dclab never unpickles files)"),
+    (b"\x80\x04", "a Python pickle (dclab never unpickles files)"),
+    (b"\x80\x05", "a Python pickle (dclab never unpickles files)"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"{", "a JSON text"),
+]
+
+
+def _check_prefix(data: bytes) -> None:
+    """Refuse data that does not start with the signature and a version this reader knows."""
+    if not data:
+        raise DczFormatError(f"the file is empty (0 bytes), not a compressed model (.dcz). {_REPAIR}")
+    if data[: len(SIGNATURE)] != SIGNATURE[: len(data)]:
+        what = next((name for magic, name in _FOREIGN if data.startswith(magic)), None)
+        kind = f"it looks like {what}" if what else f"it starts with bytes {data[:8].hex(' ')}, not the .dcz signature"
+        raise DczFormatError(f"not a dclab compressed model (.dcz): {kind}. {_REPAIR}")
+    if len(data) < _PREFIX:
+        raise DczFormatError(f"truncated .dcz: the file ends after {len(data)} bytes, inside its signature. {_REPAIR}")
+    (version,) = struct.unpack_from("<H", data, len(SIGNATURE))
+    if version > FORMAT_VERSION:
+        raise DczFormatError(
+            f"this .dcz uses format version {version}, newer than this dclab reads ({FORMAT_VERSION}): "
+            "upgrade dclab to read it."
+        )
+    if version != FORMAT_VERSION:
+        raise DczFormatError(f"invalid .dcz format version {version} (this dclab reads {FORMAT_VERSION}). {_REPAIR}")
+
+
+class _Reader:
+    """Walks the chunks of a ``.dcz``, checking each length and CRC before use."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = _PREFIX
+
+    def chunk(self, ctype: bytes) -> memoryview:
+        name = ctype.decode()
+        left = len(self.data) - self.pos
+        if left < _FRAME:
+            raise DczFormatError(
+                f"truncated .dcz: the file ends at byte {len(self.data)}, where a {name} section belongs. {_REPAIR}"
+            )
+        found = bytes(self.data[self.pos : self.pos + 4])
+        (n,) = struct.unpack_from("<I", self.data, self.pos + 4)
+        if n > left - _FRAME:
+            raise DczFormatError(
+                f"truncated or corrupted .dcz: a section at byte {self.pos} claims {n} bytes "
+                f"but only {left - _FRAME} remain. {_REPAIR}"
+            )
+        body = self.data[self.pos + 8 : self.pos + 8 + n]
+        (crc,) = struct.unpack_from("<I", self.data, self.pos + 8 + n)
+        if zlib.crc32(body, zlib.crc32(found)) != crc:
+            raise DczFormatError(
+                f"corrupted .dcz: the checksum of the section at byte {self.pos} does not match "
+                f"(expected a {name} section). {_REPAIR}"
+            )
+        if found != ctype:
+            raise DczFormatError(
+                f"corrupted .dcz: found a {found!r} section at byte {self.pos} where {name} belongs. {_REPAIR}"
+            )
+        self.pos += _FRAME + n
+        return body
+
+    def end(self) -> None:
+        self.chunk(b"DEND")
+        if self.pos != len(self.data):
+            extra = len(self.data) - self.pos
+            raise DczFormatError(f"corrupted .dcz: {extra} unexpected bytes after the end section. {_REPAIR}")
+
+
+def _json_object(body: memoryview, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(bytes(body).decode("ascii"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise DczFormatError(f"corrupted .dcz: the {what} header is not valid JSON ({err}). {_REPAIR}") from None
+    if not isinstance(obj, dict):
+        raise DczFormatError(f"corrupted .dcz: the {what} header is not a JSON object. {_REPAIR}")
+    return obj
+
+
+def _field(obj: Mapping[str, Any], key: str, kind: type, what: str, lo: int = 0, hi: int = 2**62) -> Any:
+    value = obj.get(key)
+    ok = isinstance(value, kind) and (kind is not int or not isinstance(value, bool))
+    if ok and kind is int:
+        ok = lo <= value <= hi
+    if not ok:
+        raise DczFormatError(f"corrupted .dcz: the {what} header has an invalid {key!r}: {value!r}. {_REPAIR}")
+    return value
+
+
+def _check_keys(obj: Mapping[str, Any], keys: set[str], what: str) -> None:
+    if set(obj) != keys:
+        odd = sorted(set(obj) ^ keys)
+        raise DczFormatError(f"corrupted .dcz: the {what} header has unexpected or missing keys {odd}. {_REPAIR}")
+
+
+def _read_stream(
+    reader: _Reader, tag: bytes, n_symbols: int, width: int, alphabet: int, use_huffman: bool, what: str
+) -> tuple[np.ndarray, int, dict[str, int]]:
+    """Decode one symbol stream; returns (symbols, coded bits, {section: bytes})."""
+    sections: dict[str, int] = {}
+    table = None
+    if use_huffman:
+        table = reader.chunk(tag + b"TAB")
+        sections[(tag + b"TAB").decode()] = len(table)
+        if len(table) > alphabet:
+            raise DczFormatError(
+                f"corrupted .dcz: {what} has a code table for {len(table)} symbols, more than {alphabet}. {_REPAIR}"
+            )
+    body = reader.chunk(tag + b"DAT")
+    sections[(tag + b"DAT").decode()] = len(body)
+    if len(body) < 1 or body[0] > 7 or (len(body) == 1 and body[0]):
+        raise DczFormatError(f"corrupted .dcz: {what} has an invalid padding count. {_REPAIR}")
+    n_bits = 8 * (len(body) - 1) - body[0]
+    payload = bytes(body[1:])
+    try:
+        if table is not None:
+            lengths = np.frombuffer(bytes(table), dtype=np.uint8)
+            stream = huffman.HuffmanStream(lengths=lengths, n_symbols=n_symbols, n_bits=n_bits, payload=payload)
+            symbols = huffman.decode(stream)
+        else:
+            if n_bits != n_symbols * width:
+                raise DclabError(f"{n_bits} bits do not hold {n_symbols} values of {width} bits")
+            if payload and payload[-1] & ((1 << body[0]) - 1):
+                raise DclabError("the padding bits must be zero")
+            symbols = huffman.unpack_fixed(payload, n_symbols, width)
+            if symbols.size and int(symbols.max()) >= alphabet:
+                raise DclabError(f"a value {int(symbols.max())} is out of range (< {alphabet})")
+    except DclabError as err:
+        raise DczFormatError(f"corrupted .dcz: {what}: {err}. {_REPAIR}") from None
+    return symbols, n_bits, sections
+
+
+def _read_layer(reader: _Reader, use_huffman: bool, budget: int) -> tuple[CompressedLayer, LayerStats]:
+    start = reader.pos
+    body = reader.chunk(b"LAYR")
+    sections = {"LAYR": len(body)}
+    name, kind, shape, bits, index_bits, n_centroids, n_entries, has_bias = _layer_header(bytes(body))
+    what = f"layer {name!r}"
+    n_weights = math.prod(shape)
+    if n_weights > budget:
+        raise DczFormatError(f"corrupted .dcz: {what} declares more weights than a .dcz may hold ({MAX_WEIGHTS})")
+    if n_entries > n_weights or (index_bits == 0 and n_entries != n_weights):
+        raise DczFormatError(f"corrupted .dcz: {what} declares {n_entries} entries for {n_weights} weights")
+
+    cent = reader.chunk(b"CENT")
+    sections["CENT"] = len(cent)
+    if len(cent) != 4 * n_centroids:
+        raise DczFormatError(f"corrupted .dcz: {what} has {len(cent)} codebook bytes for {n_centroids} centroids")
+    centroids = torch.from_numpy(np.frombuffer(bytes(cent), dtype="<f4").astype(np.float32))
+
+    values, w_bits, s = _read_stream(reader, b"W", n_entries, bits, n_centroids, use_huffman, f"{what} indices")
+    sections.update(s)
+    if index_bits:
+        codes, g_bits, s = _read_stream(
+            reader, b"G", n_entries, index_bits, 2**index_bits, use_huffman, f"{what} gaps"
+        )
+        sections.update(s)
+        flat = _scatter(values, codes + 1, n_weights, index_bits, what)
+        n_fillers = int(np.count_nonzero(values == 0))
+    else:
+        codes, g_bits, flat, n_fillers = None, 0, values, 0
+
+    bias = None
+    if has_bias:
+        body = reader.chunk(b"BIAS")
+        sections["BIAS"] = len(body)
+        if len(body) != 4 * shape[0]:
+            raise DczFormatError(f"corrupted .dcz: {what} has {len(body)} bias bytes for {shape[0]} outputs")
+        bias = torch.from_numpy(np.frombuffer(bytes(body), dtype="<f4").astype(np.float32))
+
+    layer = CompressedLayer(name, kind, tuple(shape), bits, index_bits, centroids, torch.from_numpy(flat), bias)
+    stats = _layer_stats(layer, values, codes, n_fillers, use_huffman, w_bits, g_bits, sections, reader.pos - start)
+    return layer, stats
+
+
+def _layer_header(body: bytes) -> tuple[str, str, list[int], int, int, int, int, bool]:
+    """Parse a LAYR section: name, kind, shape, bits, index_bits, n_centroids, n_entries, has_bias."""
+    bad = f"corrupted .dcz: a layer header ({len(body)} bytes) is invalid"
+    n = body[0] if body else 0
+    if len(body) < n + 3:
+        raise DczFormatError(f"{bad}: too short. {_REPAIR}")
+    try:
+        name = body[1 : 1 + n].decode("utf-8")
+    except UnicodeDecodeError:
+        raise DczFormatError(f"{bad}: the name is not UTF-8. {_REPAIR}") from None
+    kind, ndim = body[1 + n], body[2 + n]
+    if not name or kind >= len(KINDS) or not 1 <= ndim <= 5 or len(body) != n + 3 + 4 * ndim + 11:
+        raise DczFormatError(f"{bad}: name, kind or number of dimensions. {_REPAIR}")
+    shape = list(struct.unpack_from(f"<{ndim}I", body, 3 + n))
+    bits, index_bits, n_centroids, n_entries, flags = struct.unpack_from("<BBIIB", body, 3 + n + 4 * ndim)
+    if (
+        min(shape) < 1
+        or not 1 <= bits <= MAX_BITS
+        or index_bits > MAX_INDEX_BITS
+        or not 1 <= n_centroids <= 2**bits
+        or flags > 1
+    ):
+        raise DczFormatError(
+            f"{bad}: layer {name!r} has shape {shape}, bits {bits}, index_bits {index_bits}, "
+            f"{n_centroids} centroids, flags {flags}. {_REPAIR}"
+        )
+    return name, KINDS[kind], shape, bits, index_bits, n_centroids, n_entries, bool(flags)
+
+
+def _scatter(values: np.ndarray, gaps: np.ndarray, length: int, index_bits: int, what: str) -> np.ndarray:
+    """Flat indices from sparse entries, refusing any encoding ``encode_gaps`` would not produce."""
+    out = np.zeros(length, dtype=np.int64)
+    if values.size == 0:
+        return out
+    fillers = values == 0
+    if values[-1] == 0 or np.any(gaps[fillers] != 1 << index_bits):
+        raise DczFormatError(
+            f"corrupted .dcz: {what} has a filler entry that bridges no gap (fillers have gap {1 << index_bits})"
+        )
+    positions = np.cumsum(gaps, dtype=np.int64) - 1
+    if positions[-1] >= length:
+        raise DczFormatError(f"corrupted .dcz: {what} has entries past its {length} weights")
+    out[positions] = values
+    return out
+
+
+def _layer_stats(
+    layer: CompressedLayer,
+    values: np.ndarray,
+    gap_codes: np.ndarray | None,
+    n_fillers: int,
+    use_huffman: bool,
+    w_bits: int,
+    g_bits: int,
+    sections: dict[str, int],
+    stored_bytes: int,
+) -> LayerStats:
+    """Sizes of a layer at fixed width and Huffman-coded, whichever the file holds."""
+    n = int(values.size)
+    fixed = n * (layer.bits + layer.index_bits)
+    if use_huffman:
+        h_bits = w_bits + g_bits
+        table_bytes = sections.get("WTAB", 0) + sections.get("GTAB", 0)
+    else:  # what Huffman coding would give, from the decoded symbols
+        w_freq = np.bincount(values) if n else np.zeros(0, np.int64)
+        w_bits = huffman.coded_bits(w_freq)
+        table_bytes = w_freq.size
+        g_bits = 0
+        if gap_codes is not None and n:
+            g_freq = np.bincount(gap_codes)
+            g_bits = huffman.coded_bits(g_freq)
+            table_bytes += g_freq.size
+        h_bits = w_bits + g_bits
+    return LayerStats(
+        name=layer.name,
+        kind=layer.kind,
+        shape=layer.shape,
+        n_weights=layer.n_weights,
+        n_nonzero=n - n_fillers if layer.index_bits else int(torch.count_nonzero(layer.weight())),
+        n_fillers=n_fillers,
+        n_entries=n,
+        bits=layer.bits,
+        index_bits=layer.index_bits,
+        n_centroids=int(layer.centroids.numel()),
+        huffman=use_huffman,
+        weight_bits_huffman=w_bits / n if n else 0.0,
+        index_bits_huffman=g_bits / n if n and layer.index_bits else 0.0,
+        fixed_bits=fixed,
+        huffman_bits=h_bits,
+        codebook_bytes=4 * int(layer.centroids.numel()),
+        table_bytes=table_bytes,
+        bias_bytes=0 if layer.bias is None else 4 * layer.bias.numel(),
+        stored_bytes=stored_bytes,
+        sections=sections,
+    )
+
+
+def from_bytes(data: bytes | bytearray | memoryview) -> DczModel:
+    """Read ``.dcz`` bytes back; ``DczFormatError`` if truncated, corrupted, foreign or too new (notebooks 04, 06)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DczFormatError(f"from_bytes needs bytes, not {type(data).__name__}; use read_dcz for a path")
+    data = bytes(data)
+    try:
+        return _parse(data)
+    except DczFormatError:
+        raise
+    except Exception as err:  # a last line of defence: reading raises nothing else
+        raise DczFormatError(f"unexpected problem reading the .dcz ({type(err).__name__}: {err}). {_REPAIR}") from err
+
+
+def _parse(data: bytes) -> DczModel:
+    _check_prefix(data)
+    reader = _Reader(data)
+    head = _json_object(reader.chunk(b"HEAD"), "file")
+    _check_keys(head, {"arch", "huffman", "n_layers", "meta"}, "file")
+    arch = _field(head, "arch", str, "file")
+    use_huffman = _field(head, "huffman", bool, "file")
+    n_layers = _field(head, "n_layers", int, "file", 0, len(data))  # a truncated file fails below
+    meta = _field(head, "meta", dict, "file")
+    if not arch:
+        raise DczFormatError(f"corrupted .dcz: the architecture name is empty. {_REPAIR}")
+    header_bytes = reader.pos
+    layers, stats, budget = [], [], MAX_WEIGHTS
+    for _ in range(n_layers):
+        layer, layer_stats = _read_layer(reader, use_huffman, budget)
+        budget -= layer.n_weights
+        layers.append(layer)
+        stats.append(layer_stats)
+    names = [layer.name for layer in layers]
+    if len(set(names)) != len(names):
+        raise DczFormatError(f"corrupted .dcz: two layers share a name ({names}). {_REPAIR}")
+    end = reader.pos
+    reader.end()
+    header_bytes += reader.pos - end
+    return DczModel(arch, layers, meta, use_huffman, len(data), header_bytes, stats)
+
+
+def read_dcz(path: PathLike) -> DczModel:
+    """Read a ``.dcz`` file; ``DczFormatError`` if it cannot be read or is not a valid ``.dcz`` (notebooks 04, 06)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            prefix = f.read(_PREFIX)
+            if len(prefix) == _PREFIX:
+                _check_prefix(prefix)  # refuse a foreign file before reading all of it
+            data = prefix + f.read()
+    except OSError as err:
+        raise DczFormatError(f"cannot read {path}: {err.strerror or err}. Check the path.") from None
+    return from_bytes(data)
