@@ -129,10 +129,18 @@ class DashboardPage:
     def __init__(self, page):
         self.page = page
         self.errors: list[str] = []
-        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("pageerror", self._page_error)
         page.on("console", self._console)
         page.on("requestfailed", lambda req: self.failed_requests.append(req.url))
         self.failed_requests: list[str] = []
+
+    # jupyterlab-plotly renders a static figure, then asks the output model to keep a PNG
+    # snapshot through ``setData``, which Voila's output model lacks: harmless, the figure is drawn.
+    IGNORED_PAGE_ERRORS = ("setData is not a function",)
+
+    def _page_error(self, exc) -> None:
+        if not any(s in str(exc) for s in self.IGNORED_PAGE_ERRORS):
+            self.errors.append(f"pageerror: {exc}")
 
     def _console(self, msg) -> None:
         if msg.type == "error" and not any(s in msg.text for s in self.IGNORED_CONSOLE):
