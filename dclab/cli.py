@@ -26,12 +26,140 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _per_layer(spec: str | None, what: str) -> float | dict[str, float] | None:
+    """``"0.9"`` -> 0.9; ``"ip1=0.95,ip2=0.9"`` -> a dict by layer name."""
+    if spec is None:
+        return None
+    try:
+        if "=" not in spec:
+            return float(spec)
+        pairs = (item.split("=", 1) for item in spec.split(",") if item.strip())
+        return {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise DclabError(f"--{what} takes a number or NAME=NUMBER,... (e.g. ip1=0.95,ip2=0.9), not {spec!r}") from None
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    """Compress a trained baseline into a .dcz file and print the per-layer report."""
+    from . import zoo
+    from .pipeline import CompressionConfig, compress
+
+    given = {
+        "sparsity": _per_layer(args.sparsity, "sparsity"),
+        "quality": _per_layer(args.quality, "quality"),
+        "conv_bits": args.bits_conv,
+        "fc_bits": args.bits_fc,
+        "conv_index_bits": args.index_bits_conv,
+        "fc_index_bits": args.index_bits_fc,
+        "prune_steps": args.prune_steps,
+        "retrain_epochs": args.retrain_epochs,
+        "finetune_epochs": args.finetune_epochs,
+        "init": args.init,
+        "train_subset": args.train_subset,
+        "seed": args.seed,
+    }
+    config = CompressionConfig.preset(
+        args.model, huffman=not args.no_huffman, **{k: v for k, v in given.items() if v is not None}
+    )
+    out = args.out or f"{args.model}.dcz"
+    result = compress(zoo.pretrained(args.model), config, arch=args.model)
+    size = result.save(out)
+    print(result.report)
+    print(f"wrote {out}: {size:,} bytes on disk")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the per-layer table of a .dcz, from the file alone."""
+    from .container import read_dcz
+    from .pipeline import report_from_dcz
+
+    dcz = read_dcz(_existing(args.file))
+    print(f"{args.file}: {dcz.arch}, {'Huffman-coded' if dcz.huffman else 'fixed-width'}, {dcz.n_bytes:,} bytes")
+    print(report_from_dcz(dcz))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Rebuild the model stored in a .dcz and measure its MNIST test error."""
+    from .data import load_mnist
+    from .pipeline import load_model
+    from .train import test_error
+
+    model = load_model(_existing(args.file))
+    error = test_error(model, load_mnist("test"))
+    print(f"{args.file}: test error {100 * error:.2f}% on the 10,000 MNIST test digits")
+    return 0
+
+
+def cmd_student_copies(args: argparse.Namespace) -> int:
+    """Write student versions of the lecture notebooks: solutions replaced by stubs, outputs cleared."""
+    from .student import write_student_copies
+
+    copies = write_student_copies(args.out_dir, notebooks=args.notebooks or None, source=args.source)
+    for copy in copies:
+        exercises = ", ".join(copy.exercises) if copy.exercises else "no exercises"
+        print(f"{copy.path}: {len(copy.exercises)} exercise{'s' if len(copy.exercises) != 1 else ''} ({exercises})")
+        for warning in copy.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    total = sum(len(c.exercises) for c in copies)
+    print(f"wrote {len(copies)} student notebook{'s' if len(copies) != 1 else ''} ({total} exercises in all) to {args.out_dir}")
+    return 0
+
+
+def _existing(path: str) -> str:
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise DclabError(f"no such file: {path}; create one with `python -m dclab compress lenet300 --out {path}`")
+    return path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
+    from .quantize import INITS
+
+    compress = commands.add_parser("compress", help="prune, quantize and Huffman-code a baseline into a .dcz")
+    compress.add_argument("model", help="lenet300 or lenet5")
+    compress.add_argument("--out", help="output file (default MODEL.dcz)")
+    compress.add_argument("--sparsity", help="fraction removed: 0.9, or per layer ip1=0.95,ip2=0.9")
+    compress.add_argument("--quality", help="threshold in stds of the layer's weights: 1.0, or per layer")
+    compress.add_argument("--bits-conv", type=int, help="bits per weight index, conv layers (8)")
+    compress.add_argument("--bits-fc", type=int, help="bits per weight index, fc layers (5)")
+    compress.add_argument("--index-bits-conv", type=int, help="bits per sparse gap, conv layers (8)")
+    compress.add_argument("--index-bits-fc", type=int, help="bits per sparse gap, fc layers (5)")
+    compress.add_argument("--prune-steps", type=int, help="iterative pruning steps (model preset)")
+    compress.add_argument("--retrain-epochs", type=int, help="retraining epochs per pruning step (model preset)")
+    compress.add_argument("--finetune-epochs", type=int, help="centroid fine-tuning epochs (1)")
+    compress.add_argument("--init", choices=INITS, help="k-means initialization (linear)")
+    compress.add_argument("--no-huffman", action="store_true", help="write fixed-width codes")
+    compress.add_argument("--train-subset", type=int, help="train on the first N digits only (quick runs)")
+    compress.add_argument("--seed", type=int, help="training seed (0)")
+    compress.set_defaults(run=cmd_compress)
+    inspect = commands.add_parser("inspect", help="per-layer table of a .dcz, from the file alone")
+    inspect.add_argument("file")
+    inspect.set_defaults(run=cmd_inspect)
+    evaluate = commands.add_parser("evaluate", help="MNIST test error of the model in a .dcz")
+    evaluate.add_argument("file")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dclab", description=__doc__)
+    parser = _Parser(prog="python -m dclab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     prepare = commands.add_parser("prepare", help="download MNIST and train/cache the baselines")
     prepare.add_argument("--models", nargs="+", default=["lenet300", "lenet5"], help="baselines to prepare")
     prepare.set_defaults(run=cmd_prepare)
+    _add_compression_commands(commands)
+    student = commands.add_parser("student-copies", help="write the lecture notebooks for students: solutions replaced by stubs")
+    student.add_argument("out_dir", metavar="OUT_DIR", help="folder for the student notebooks (created if missing)")
+    student.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to copy (default: lectures 01-05 and any with solutions)")
+    student.add_argument("--source", help="folder of the instructor notebooks (default: the repository's notebooks/)")
+    student.set_defaults(run=cmd_student_copies)
     return parser
 
 

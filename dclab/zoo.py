@@ -76,6 +76,7 @@ def baseline_info(name: str) -> dict:
 def train_baseline(name: str, *, progress: bool = True) -> dict:
     """Train ``name`` from scratch with its recipe, cache it, and return what was measured."""
     recipe = _recipe(name)
+    torch.manual_seed(recipe.seed)  # the initial weights too: the same recipe gives the same model
     model = models.build(name)
     start = time.perf_counter()
     train(

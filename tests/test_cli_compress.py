@@ -1,0 +1,93 @@
+"""``python -m dclab compress / inspect / evaluate`` run as a user would, in a subprocess."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dclab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "dclab", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+BAD = [
+    (["compress", "lenet300", "--bits-fc", "0"], "bits for fc layers must be an integer from 1 to 16"),
+    (["compress", "lenet300", "--bits-conv", "17"], "bits for conv layers must be an integer from 1 to 16"),
+    (["compress", "lenet300", "--sparsity", "1.0"], r"sparsity must be in \[0, 1\)"),
+    (["compress", "lenet300", "--sparsity", "ip1=1.5"], "sparsity of layer 'ip1'"),
+    (["compress", "lenet300", "--sparsity", "lots"], "--sparsity takes a number"),
+    (["compress", "lenet300", "--quality", "-1"], "quality must be a finite number >= 0"),
+    (["compress", "lenet300", "--bits-fc", "five"], "invalid int value"),
+    (["compress", "lenet300", "--init", "kmeans++"], "invalid choice"),
+    (["compress", "alexnet"], "no trained baseline called 'alexnet'"),
+    (["inspect", "missing.dcz"], "no such file: missing.dcz"),
+    (["evaluate", "missing.dcz"], "no such file: missing.dcz"),
+]
+
+
+def _one_line_error(err: str, reason: str) -> None:
+    err = err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and re.search(reason, err), err
+
+
+@pytest.mark.parametrize("args, reason", BAD)
+def test_bad_options_fail_with_one_line(args, reason, tmp_path, monkeypatch, capsys):
+    from dclab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    assert code != 0
+    _one_line_error(capsys.readouterr().err, reason)
+
+
+@pytest.mark.parametrize("case", [0, 1, 8, 9], ids=["bits-0", "bits-17", "unknown-model", "missing-file"])
+def test_bad_options_exit_nonzero_in_a_shell(case, tmp_path):
+    args, reason = BAD[case]
+    done = dclab(*args, cwd=tmp_path)
+    assert done.returncode != 0
+    _one_line_error(done.stderr, reason)
+
+
+def test_not_a_dcz_file(tmp_path):
+    bogus = tmp_path / "model.dcz"
+    bogus.write_bytes(b"PK\x03\x04 a zip, not a dcz")
+    done = dclab("evaluate", str(bogus))
+    assert done.returncode != 0
+    _one_line_error(done.stderr, "not a dclab compressed model")
+
+
+def test_compress_inspect_evaluate(lenet300, tmp_path):
+    out = tmp_path / "tiny.dcz"
+    done = dclab(
+        "compress", "lenet300", "--out", str(out), "--sparsity", "ip1=0.9,ip2=0.9,ip3=0.7",
+        "--prune-steps", "1", "--retrain-epochs", "1", "--finetune-epochs", "1", "--train-subset", "600",
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.is_file()
+    size = out.stat().st_size
+    assert f"wrote {out}: {size:,} bytes on disk" in done.stdout
+    assert "ip1" in done.stdout and "+ Huffman" in done.stdout
+    after = re.search(r"test error: [\d.]+% -> ([\d.]+)%", done.stdout).group(1)
+
+    shown = dclab("inspect", str(out))
+    assert shown.returncode == 0, shown.stderr
+    assert f"lenet300, Huffman-coded, {size:,} bytes" in shown.stdout
+    for layer in ("ip1", "ip2", "ip3", "total"):
+        assert re.search(rf"^{layer}\s", shown.stdout, re.M), shown.stdout
+    assert re.search(r"^ip1\s+235,200\s+10\.0%", shown.stdout, re.M)
+
+    scored = dclab("evaluate", str(out))
+    assert scored.returncode == 0, scored.stderr
+    assert f"test error {after}%" in scored.stdout
