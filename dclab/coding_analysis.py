@@ -1,0 +1,513 @@
+"""How many bits a symbol stream really needs: Huffman beside other coders (notebook 04).
+
+Deep Compression's last stage Huffman-codes two streams per layer: the
+quantized weight indices and the sparse index gaps (Han et al. 2016,
+section 4). This module measures those streams under several coders, always
+by encoding them for real and decoding them back:
+
+- ``fixed-length``: ``bits`` per symbol, packed (the P+Q size of Table 2);
+- ``Huffman``: ``dclab.huffman`` (payload; its code-length table is side information);
+- ``ANS``: asymmetric numeral systems (``constriction``), an entropy coder with
+  fractional code lengths, fed the same empirical frequencies;
+- ``zlib`` and ``lzma``: general-purpose compressors, one byte (or two) per symbol in;
+- ``entropy bound``: ``n * H`` bits, the least any code for these frequencies can
+  spend (not an encoding; no coder gets below it, up to rounding to whole bytes).
+
+Where Huffman loses to the bound is in its whole-bit code lengths: a symbol of
+probability p costs ``-log2 p`` bits ideally but a whole number of bits in a
+Huffman code, at least 1. ``symbol_costs`` shows that per symbol.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+import torch
+
+from dclab import huffman
+from dclab.errors import DclabError
+from dclab.sparse import encode_gaps
+
+if TYPE_CHECKING:  # the pipeline (and torch training) load only when a run is asked for
+    import pandas
+    from dclab.container import DczModel
+    from dclab.pipeline import CompressionConfig, CompressionReport
+
+Symbols = Union[np.ndarray, torch.Tensor, Sequence[int]]
+
+CODERS = ("fixed-length", "Huffman", "ANS", "zlib", "lzma", "entropy bound")
+"""The coders ``compare_coders`` measures, in the order shown."""
+
+_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+
+
+@dataclass(frozen=True)
+class CoderSize:
+    """One coder's size for one stream (notebook 04).
+
+    ``payload_bytes`` is the coded data (``len()`` of real bytes, except for the
+    entropy bound, which is ``n * H / 8``); ``side_bytes`` is what a decoder
+    needs besides (Huffman's code-length table, ANS's symbol counts); ``exact``
+    is False only for the entropy bound, which is not an encoding.
+    """
+
+    coder: str
+    n_symbols: int
+    payload_bytes: float
+    side_bytes: int
+    exact: bool
+    note: str = ""
+
+    @property
+    def total_bytes(self) -> float:
+        """Payload plus side information."""
+        return self.payload_bytes + self.side_bytes
+
+    @property
+    def bits_per_symbol(self) -> float:
+        """Payload bits per symbol (0.0 for an empty stream)."""
+        return 8 * self.payload_bytes / self.n_symbols if self.n_symbols else 0.0
+
+    @property
+    def total_bits_per_symbol(self) -> float:
+        """Payload plus side information, in bits per symbol."""
+        return 8 * self.total_bytes / self.n_symbols if self.n_symbols else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields and derived numbers, for a table."""
+        return {
+            "coder": self.coder,
+            "n_symbols": self.n_symbols,
+            "payload_bytes": self.payload_bytes,
+            "side_bytes": self.side_bytes,
+            "total_bytes": self.total_bytes,
+            "bits_per_symbol": self.bits_per_symbol,
+            "total_bits_per_symbol": self.total_bits_per_symbol,
+            "exact": self.exact,
+            "note": self.note,
+        }
+
+
+def _symbols(symbols: Symbols) -> np.ndarray:
+    if isinstance(symbols, torch.Tensor):
+        symbols = symbols.detach().cpu().numpy()
+    sym = np.asarray(symbols)
+    if sym.size and sym.dtype.kind not in "iub":
+        raise DclabError(f"a symbol stream holds integers (codebook indices or gaps); got dtype {sym.dtype}")
+    sym = sym.ravel().astype(np.int64, copy=False)
+    if sym.size and (int(sym.min()) < 0 or int(sym.max()) >= huffman.MAX_ALPHABET):
+        raise DclabError(f"symbols must lie in [0, {huffman.MAX_ALPHABET}); got [{int(sym.min())}, {int(sym.max())}]")
+    return sym
+
+
+def _byte_symbols(sym: np.ndarray) -> bytes:
+    """Symbols one byte each (two, little-endian, when some symbol exceeds 255): zlib's and lzma's input."""
+    dtype = np.uint8 if not sym.size or int(sym.max()) < 256 else np.dtype("<u2")
+    return sym.astype(dtype).tobytes()
+
+
+def fixed_length_size(symbols: Symbols, bits: int) -> CoderSize:
+    """Symbols packed at ``bits`` bits each, really packed (notebook 04)."""
+    sym = _symbols(symbols)
+    if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
+        raise DclabError(f"bits must be an integer in [1, 32]; got {bits!r}")
+    if sym.size and int(sym.max()) >= 1 << int(bits):
+        raise DclabError(f"symbol {int(sym.max())} does not fit in {bits} bits: pass the stream's own bits")
+    payload, _ = huffman.pack_codes(sym, int(bits))
+    return CoderSize("fixed-length", int(sym.size), len(payload), 0, True, f"{bits} bits per symbol")
+
+
+def huffman_size(symbols: Symbols) -> CoderSize:
+    """dclab's canonical Huffman code: payload bytes, and one table byte per symbol up to the largest (notebook 04)."""
+    sym = _symbols(symbols)
+    stream = huffman.encode(sym)
+    if not np.array_equal(huffman.decode(stream), sym):
+        raise DclabError("Huffman round trip failed: dclab.huffman has a bug")  # pragma: no cover
+    return CoderSize("Huffman", int(sym.size), stream.payload_bytes, int(stream.lengths.size), True,
+                     "canonical; table = one code length (byte) per symbol")
+
+
+def ans_size(symbols: Symbols) -> CoderSize:
+    """Asymmetric numeral systems (constriction's AnsCoder) on the empirical frequencies (notebook 04).
+
+    The side information counted is the symbol counts, 4 bytes each, which is
+    what the decoder needs to rebuild the same model.
+    """
+    import constriction  # a compiled dependency: imported only when this coder is asked for
+
+    sym = _symbols(symbols)
+    if sym.size == 0:
+        return CoderSize("ANS", 0, 0, 0, True, "empty stream")
+    counts = np.bincount(sym)
+    model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+    coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse(sym.astype(np.int32), model)
+    words = coder.get_compressed()
+    back = constriction.stream.stack.AnsCoder(words).decode(model, sym.size)
+    if not np.array_equal(back, sym):
+        raise DclabError("ANS round trip failed")  # pragma: no cover
+    return CoderSize("ANS", int(sym.size), 4 * int(words.size), 4 * int(counts.size), True,
+                     "constriction AnsCoder, 32-bit words; side = symbol counts (4 bytes each)")
+
+
+def zlib_size(symbols: Symbols) -> CoderSize:
+    """Raw DEFLATE, level 9, one byte per symbol in (notebook 04)."""
+    sym = _symbols(symbols)
+    data = _byte_symbols(sym)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out = packer.compress(data) + packer.flush()
+    if zlib.decompress(out, -15) != data:
+        raise DclabError("zlib round trip failed")  # pragma: no cover
+    return CoderSize("zlib", int(sym.size), len(out), 0, True, "raw DEFLATE level 9 (its own Huffman + LZ77)")
+
+
+def lzma_size(symbols: Symbols) -> CoderSize:
+    """Raw LZMA2, preset 9e, one byte per symbol in (notebook 04)."""
+    sym = _symbols(symbols)
+    data = _byte_symbols(sym)
+    out = lzma.compress(data, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    if lzma.decompress(out, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS) != data:
+        raise DclabError("lzma round trip failed")  # pragma: no cover
+    return CoderSize("lzma", int(sym.size), len(out), 0, True, "raw LZMA2 preset 9e (range coder + LZ)")
+
+
+def entropy_size(symbols: Symbols) -> CoderSize:
+    """The entropy bound ``n * H / 8`` bytes for the stream's own frequencies (notebook 04)."""
+    sym = _symbols(symbols)
+    h = huffman.entropy_bits(np.bincount(sym)) if sym.size else 0.0
+    return CoderSize("entropy bound", int(sym.size), sym.size * h / 8, 0, False, f"H = {h:.4f} bits per symbol")
+
+
+def compare_coders(symbols: Symbols, bits: int) -> list[CoderSize]:
+    """Sizes of one stream under every coder in ``CODERS``, each a real encode + decode (notebook 04)."""
+    sym = _symbols(symbols)
+    return [
+        fixed_length_size(sym, bits),
+        huffman_size(sym),
+        ans_size(sym),
+        zlib_size(sym),
+        lzma_size(sym),
+        entropy_size(sym),
+    ]
+
+
+@dataclass(frozen=True)
+class SymbolCost:
+    """One symbol of a stream: how often, its ideal length ``-log2 p`` and its Huffman length (notebook 04)."""
+
+    symbol: int
+    count: int
+    probability: float
+    ideal_bits: float
+    huffman_bits: int
+    codeword: str
+
+    @property
+    def excess_bits(self) -> float:
+        """Bits per occurrence Huffman spends beyond the ideal (negative: fewer)."""
+        return self.huffman_bits - self.ideal_bits
+
+
+def symbol_costs(symbols: Symbols) -> list[SymbolCost]:
+    """Per-symbol ideal and Huffman code lengths, most frequent first (notebook 04, where Huffman loses)."""
+    sym = _symbols(symbols)
+    counts = np.bincount(sym) if sym.size else np.zeros(0, np.int64)
+    lengths = huffman.length_array(counts)
+    codes = huffman.canonical_codes(lengths)
+    total = int(counts.sum())
+    out = [
+        SymbolCost(int(s), int(counts[s]), float(counts[s] / total), -math.log2(counts[s] / total),
+                   int(lengths[s]), codes[int(s)])
+        for s in np.flatnonzero(counts)
+    ]
+    return sorted(out, key=lambda c: (-c.count, c.symbol))
+
+
+def huffman_redundancy(symbols: Symbols) -> float:
+    """Huffman's mean code length minus the entropy, in bits per symbol (notebook 04).
+
+    In [0, 1) for two or more distinct symbols; exactly 1 for a constant stream
+    (entropy 0, but every codeword has a bit).
+    """
+    sym = _symbols(symbols)
+    if sym.size == 0:
+        return 0.0
+    counts = np.bincount(sym)
+    return huffman.mean_code_length(counts) - huffman.entropy_bits(counts)
+
+
+# ---------------------------------------------------------------------------
+# The streams of a compressed layer
+
+
+def layer_streams(indices: torch.Tensor | np.ndarray, index_bits: int) -> dict[str, np.ndarray]:
+    """The two streams the ``.dcz`` codes for a pruned layer: ``{"weights": values, "gaps": gap - 1}`` (notebook 04).
+
+    ``indices`` are a layer's codebook indices (0 = pruned); the streams
+    include the filler entries that bridge gaps longer than ``2**index_bits``,
+    exactly as ``dclab.container`` writes them.
+    """
+    if isinstance(indices, torch.Tensor):
+        indices = indices.detach().cpu().numpy()
+    sparse = encode_gaps(np.asarray(indices).ravel(), index_bits)
+    return {"weights": sparse.values.astype(np.int64), "gaps": sparse.gap_codes}
+
+
+def stream_table(
+    streams: Mapping[str, Mapping[str, np.ndarray]], bits: Mapping[str, Mapping[str, int]]
+) -> list[dict[str, Any]]:
+    """Rows ``{layer, stream, coder, ...}`` of ``compare_coders`` for several layers' streams (notebook 04).
+
+    ``streams[layer][stream]`` is a symbol array, ``bits[layer][stream]`` its fixed width.
+    """
+    rows = []
+    for layer, per_layer in streams.items():
+        for name, sym in per_layer.items():
+            for size in compare_coders(sym, bits[layer][name]):
+                rows.append({"layer": layer, "stream": name, **size.as_dict()})
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# The papers' tables, and pipeline runs cached as .dcz files
+
+PAPER_TABLE1 = {
+    # Deep Compression, Table 1: (error before, error after, KB before, KB after, ratio)
+    "lenet300": (0.0164, 0.0158, 1070, 27, 40),
+    "lenet5": (0.0080, 0.0074, 1720, 44, 39),
+}
+"""Deep Compression's Table 1 for the LeNets: errors as fractions, sizes in KB."""
+
+PAPER_TABLE2 = {
+    # Deep Compression, Table 2 (LeNet-300-100): weights, kept, weight bits P+Q / +H,
+    # index bits P+Q / +H, size P+Q / +H as a fraction of the original
+    "ip1": (235_000, 0.08, 6, 4.4, 5, 3.7, 0.031, 0.0232),
+    "ip2": (30_000, 0.09, 6, 4.4, 5, 4.3, 0.038, 0.0304),
+    "ip3": (1_000, 0.26, 6, 4.3, 5, 3.2, 0.157, 0.1270),
+    "total": (266_000, 0.08, 6, 5.1, 5, 3.7, 0.031, 0.0249),
+}
+"""Deep Compression's Table 2 (LeNet-300-100 per layer), as printed."""
+
+TABLE2_COLUMNS = ("weights", "kept", "weight bits P+Q", "weight bits +H", "index bits P+Q", "index bits +H",
+                  "size P+Q", "size +H")
+
+REDUCED = {"prune_steps": 1, "retrain_epochs": 1, "retrain_lr": 0.02, "finetune_epochs": 1, "train_subset": 10_000,
+           "max_shift": 0.0}
+"""The reduced schedule notebook 04 runs, at the papers' sparsities, when no full result is cached.
+
+A minute or two per LeNet on two cores, against many minutes for the default ``CompressionConfig``.
+"""
+
+TABLE1_FORMATS = {"error before": "{:.2%}", "error after": "{:.2%}", "KB before": "{:,.0f}", "KB after": "{:,.1f}",
+                  "ratio": "{:.1f}x"}
+TABLE2_FORMATS = {"weights": "{:,}", "kept": "{:.1%}", "weight bits P+Q": "{:.2g}", "weight bits +H": "{:.2f}",
+                  "index bits P+Q": "{:.2g}", "index bits +H": "{:.2f}", "size P+Q": "{:.2%}", "size +H": "{:.2%}"}
+"""Display formats for ``frame(...).style.format(...)``."""
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class PipelineRun:
+    """A pipeline result read back from its cached ``.dcz`` (notebook 04, Tables 1 and 2).
+
+    ``error_file`` is measured on the model decoded from the file;
+    ``reduced`` says the run used the short ``REDUCED`` schedule.
+    """
+
+    arch: str
+    path: Path
+    report: "CompressionReport"
+    dcz: "DczModel" = field(repr=False)
+    error_file: float
+    reduced: bool
+    computed: bool
+
+    @property
+    def label(self) -> str:
+        """How the result was obtained, for the notebook."""
+        if self.reduced:
+            schedule = ", ".join(f"{k}={v:,}" for k, v in REDUCED.items())
+            how = f"REDUCED pipeline (the papers' sparsities; {schedule}): not the full run, expect a higher error"
+        else:
+            how = "full pipeline (default CompressionConfig)"
+        return how + ("; computed now and cached" if self.computed else "; read from the cache")
+
+
+def huffman_losses(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per stream of ``stream_table`` rows: what Huffman spends beyond the entropy and beyond ANS (notebook 04).
+
+    Bytes and percentages of the payload, and the same with each coder's side
+    information (code-length table, ANS counts) added; worst stream first.
+    """
+    streams: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        streams.setdefault((r["layer"], r["stream"]), {})[r["coder"]] = r
+    out = []
+    for (layer, stream), by in streams.items():
+        h, a, e = by["Huffman"], by["ANS"], by["entropy bound"]
+        bound = max(e["payload_bytes"], 1e-9)
+        out.append({
+            "layer": layer, "stream": stream, "symbols": h["n_symbols"],
+            "entropy bits/symbol": e["bits_per_symbol"], "Huffman bits/symbol": h["bits_per_symbol"],
+            "ANS bits/symbol": a["bits_per_symbol"],
+            "Huffman over entropy": h["payload_bytes"] / bound - 1,
+            "Huffman over ANS (bytes)": h["payload_bytes"] - a["payload_bytes"],
+            "Huffman table bytes": h["side_bytes"],
+            "Huffman total over entropy": h["total_bytes"] / bound - 1,
+        })
+    return sorted(out, key=lambda d: -d["Huffman over entropy"])
+
+
+LOSS_FORMATS = {"symbols": "{:,}", "entropy bits/symbol": "{:.3f}", "Huffman bits/symbol": "{:.3f}",
+                "ANS bits/symbol": "{:.3f}", "Huffman over entropy": "{:+.1%}", "Huffman over ANS (bytes)": "{:+,.0f}",
+                "Huffman table bytes": "{:,}", "Huffman total over entropy": "{:+.1%}"}
+
+
+def _config(arch: str, reduced: bool) -> "CompressionConfig":
+    from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
+
+    if not reduced:
+        return CompressionConfig()
+    return CompressionConfig(sparsity=PAPER_SPARSITY.get(arch), **REDUCED)
+
+
+def compressed_path(arch: str, config: "CompressionConfig") -> Path:
+    """Where the ``.dcz`` of ``compress(pretrained(arch), config)`` is cached: ``cache_dir()/compressed``."""
+    from dclab import zoo
+    from dclab.paths import cache_dir
+
+    baseline = zoo.checkpoint_path(arch)
+    stamp = f"{baseline.name}:{baseline.stat().st_size}:{baseline.stat().st_mtime_ns}" if baseline.is_file() else ""
+    key = json.dumps({"version": CACHE_VERSION, "arch": arch, "baseline": stamp, "config": config.to_dict()},
+                     sort_keys=True, default=str)
+    return cache_dir() / "compressed" / f"{arch}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.dcz"
+
+
+def pipeline_run(arch: str, *, reduced: bool | None = None, progress: bool = True) -> PipelineRun:
+    """The full pipeline's cached ``.dcz`` for ``arch``, else the reduced one, computed and cached (notebook 04).
+
+    ``reduced=None`` takes the full run when cached, else the reduced one;
+    ``True``/``False`` insist. Computing the full run takes many minutes.
+    """
+    from dclab import container, zoo
+    from dclab.data import load_mnist
+    from dclab.pipeline import compress, load_model, report_from_dcz
+    from dclab.train import test_error
+
+    zoo.pretrained(arch, progress=progress)  # the cache key needs the trained baseline
+    choices = [False, True] if reduced is None else [bool(reduced)]
+    path, use = None, choices[-1]
+    for choice in choices:
+        candidate = compressed_path(arch, _config(arch, choice))
+        if candidate.is_file():
+            path, use = candidate, choice
+            break
+    computed = path is None
+    if computed:
+        path = compressed_path(arch, _config(arch, use))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        compress(zoo.pretrained(arch), _config(arch, use), arch=arch, progress=progress).save(path)
+    try:
+        dcz = container.read_dcz(path)
+    except DclabError:
+        if computed:
+            raise
+        path.unlink(missing_ok=True)  # a damaged cache file is recomputed
+        return pipeline_run(arch, reduced=use, progress=progress)
+    error = test_error(load_model(dcz), load_mnist("test"))
+    return PipelineRun(arch, path, report_from_dcz(dcz), dcz, error, use, computed)
+
+
+def table2_rows(report: "CompressionReport") -> list[dict[str, Any]]:
+    """The paper's Table 2 beside ours: rows ``{layer, source, columns...}`` (notebook 04)."""
+    ours = {row["layer"]: row for row in [layer.row() for layer in report.layers] + [report.totals()]}
+    rows = []
+    for layer, measured in ours.items():
+        rows.append({"layer": layer, "source": "measured", **{c: measured[c] for c in TABLE2_COLUMNS}})
+        if layer in PAPER_TABLE2:
+            rows.append({"layer": layer, "source": "paper", **dict(zip(TABLE2_COLUMNS, PAPER_TABLE2[layer]))})
+    return rows
+
+
+def table1_rows(runs: Sequence[PipelineRun]) -> list[dict[str, Any]]:
+    """The paper's Table 1 beside ours for each run (notebook 04): errors, sizes in KB, ratio."""
+    from dclab.models import TITLES
+
+    rows = []
+    for run in runs:
+        r = run.report
+        rows.append({
+            "network": TITLES.get(run.arch, run.arch), "source": "measured" + (" (reduced)" if run.reduced else ""),
+            "error before": r.test_error_before, "error after": run.error_file,
+            "KB before": r.dense_bytes / 1000, "KB after": r.file_bytes / 1000, "ratio": r.dense_bytes / r.file_bytes,
+        })
+        if run.arch in PAPER_TABLE1:
+            e0, e1, kb0, kb1, ratio = PAPER_TABLE1[run.arch]
+            rows.append({"network": TITLES.get(run.arch, run.arch), "source": "paper", "error before": e0,
+                         "error after": e1, "KB before": kb0, "KB after": kb1, "ratio": ratio})
+    return rows
+
+
+def frame(rows: Sequence[Mapping[str, Any]], index: Sequence[str]) -> "pandas.DataFrame":
+    """Rows as a pandas DataFrame indexed by ``index`` (for the notebook's tables)."""
+    import pandas as pd
+
+    return pd.DataFrame(list(rows)).set_index(list(index))
+
+
+def dcz_streams(dcz: "DczModel") -> dict[str, dict[str, np.ndarray]]:
+    """Every layer's weight-index and gap streams from a ``.dcz`` read back (notebook 04)."""
+    out = {}
+    for layer in dcz.layers:
+        if layer.index_bits:
+            out[layer.name] = layer_streams(layer.indices, layer.index_bits)
+        else:
+            out[layer.name] = {"weights": layer.indices.reshape(-1).numpy().astype(np.int64)}
+    return out
+
+
+def dcz_stream_bits(dcz: "DczModel") -> dict[str, dict[str, int]]:
+    """The fixed widths of ``dcz_streams``: ``bits`` for weight indices, ``index_bits`` for gaps."""
+    return {layer.name: {"weights": layer.bits, "gaps": layer.index_bits} for layer in dcz.layers}
+
+
+__all__ = [
+    "LOSS_FORMATS",
+    "PAPER_TABLE1",
+    "TABLE1_FORMATS",
+    "TABLE2_FORMATS",
+    "huffman_losses",
+    "PAPER_TABLE2",
+    "REDUCED",
+    "PipelineRun",
+    "compressed_path",
+    "dcz_stream_bits",
+    "dcz_streams",
+    "frame",
+    "pipeline_run",
+    "table1_rows",
+    "table2_rows",
+    "CODERS",
+    "CoderSize",
+    "SymbolCost",
+    "ans_size",
+    "compare_coders",
+    "entropy_size",
+    "fixed_length_size",
+    "huffman_redundancy",
+    "huffman_size",
+    "layer_streams",
+    "lzma_size",
+    "stream_table",
+    "symbol_costs",
+    "zlib_size",
+]

@@ -1,0 +1,182 @@
+"""Notebook 04's pipeline widget: prune + quantize + Huffman-code a model live, sized in real ``.dcz`` bytes."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from html import escape
+
+import ipywidgets as W
+import plotly.graph_objects as go
+from torch import nn
+
+from dclab.data import Digits
+from dclab.errors import DclabError
+from dclab.models import TITLES
+from dclab.pipeline import CompressionConfig, CompressionReport, WeightCache, arch_of, compress_weights, load_model
+from dclab.train import test_error
+from dclab.viz.coding import fig_pipeline, waterfall_values
+
+_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class PipelinePoint:
+    """One setting of the widget, computed: the ``.dcz`` bytes (Huffman-coded), the report, the decoded error."""
+
+    sparsity: float
+    bits: int
+    index_bits: int
+    dcz: bytes
+    report: CompressionReport
+    test_error: float
+
+    @property
+    def file_bytes(self) -> int:
+        """Bytes of the Huffman-coded ``.dcz``."""
+        return len(self.dcz)
+
+    @property
+    def fixed_bytes(self) -> int:
+        """Bytes of the same model's ``.dcz`` written at fixed width (no Huffman)."""
+        return self.report.stage_bytes["pruned + quantized"]
+
+    @property
+    def ratio(self) -> float:
+        """Dense float32 bytes / ``.dcz`` bytes."""
+        return self.report.dense_bytes / self.file_bytes
+
+
+def compress_point(model: nn.Module, cache: WeightCache, test_data: Digits, sparsity: float, bits: int,
+                   index_bits: int) -> PipelinePoint:
+    """Compress without training at one setting, then decode the bytes and measure their error (notebook 04).
+
+    ``sparsity`` applies to every layer, ``bits`` to every codebook, ``index_bits`` to every layer's gaps.
+    """
+    config = CompressionConfig(sparsity=float(sparsity), conv_bits=int(bits), fc_bits=int(bits),
+                               conv_index_bits=int(index_bits), fc_index_bits=int(index_bits), huffman=True)
+    _, dcz, report = compress_weights(model, config, cache=cache)
+    decoded = load_model(dcz)  # the error is the file's, not the in-memory model's
+    return PipelinePoint(float(sparsity), int(bits), int(index_bits), dcz, report, test_error(decoded, test_data))
+
+
+def _layer_rows(report: CompressionReport) -> list[dict]:
+    return [layer.row() for layer in report.layers]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, bits: int = 5,
+                    index_bits: int = 5, baseline_error: float | None = None) -> W.VBox:
+    """Sparsity, bits and gap-bits sliders; the model's size through the stages in real ``.dcz`` bytes (notebook 04).
+
+    No retraining: each setting prunes the trained ``model`` by magnitude, shares
+    its weights by k-means and writes the ``.dcz`` with and without Huffman
+    coding; the shown error is that of the model decoded from the Huffman-coded
+    bytes, on all of ``test_data``. Settings already seen come from a cache.
+
+    Attributes for tests: ``sparsity``, ``bits``, ``index_bits`` (sliders);
+    ``figure`` (FigureWidget); ``size_label``, ``fixed_label``, ``ratio_label``,
+    ``error_label`` (HTML); ``point`` (the current ``PipelinePoint``).
+    """
+    if not 0 <= sparsity < 1:
+        raise DclabError(f"sparsity must be in [0, 1) (the fraction of weights removed); got {sparsity!r}")
+    arch = arch_of(model)
+    cache = WeightCache(model, arch)
+    base_error = test_error(model, test_data) if baseline_error is None else float(baseline_error)
+    points: OrderedDict[tuple, PipelinePoint] = OrderedDict()
+
+    def point_for(s: float, b: int, ib: int) -> PipelinePoint:
+        key = (round(s, 4), b, ib)
+        if key in points:
+            points.move_to_end(key)
+            return points[key]
+        p = compress_point(model, cache, test_data, s, b, ib)
+        points[key] = p
+        if len(points) > _CACHE_SIZE:
+            points.popitem(last=False)
+        return p
+
+    style = {"description_width": "110px"}
+    sparsity_slider = W.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
+                                    readout_format=".0%", continuous_update=False, style=style,
+                                    layout=W.Layout(width="420px"))
+    sparsity_slider.add_class("dclab-pipeline-sparsity")
+    bits_slider = W.IntSlider(value=bits, min=1, max=8, description="bits per weight", continuous_update=False,
+                              style=style, layout=W.Layout(width="420px"))
+    bits_slider.add_class("dclab-pipeline-bits")
+    gap_slider = W.IntSlider(value=index_bits, min=2, max=10, description="bits per gap", continuous_update=False,
+                             style=style, layout=W.Layout(width="420px"))
+    gap_slider.add_class("dclab-pipeline-index-bits")
+
+    size_label, fixed_label, ratio_label, error_label = W.HTML(), W.HTML(), W.HTML(), W.HTML()
+    size_label.add_class("dclab-pipeline-size")
+    fixed_label.add_class("dclab-pipeline-fixed-size")
+    ratio_label.add_class("dclab-pipeline-ratio")
+    error_label.add_class("dclab-pipeline-error")
+    status = W.HTML()
+    status.add_class("dclab-pipeline-status")
+
+    first = point_for(sparsity, bits, index_bits)
+    figure = go.FigureWidget(fig_pipeline(first.report.stage_bytes, _layer_rows(first.report)))
+
+    def show_numbers(p: PipelinePoint) -> None:
+        size_label.value = f'<span style="font-size:1.3em"><b>{p.file_bytes:,}</b> bytes</span> (.dcz, Huffman)'
+        fixed_label.value = f"{p.fixed_bytes:,} bytes without Huffman"
+        ratio_label.value = f'<span style="font-size:1.3em"><b>{p.ratio:.1f}x</b></span> smaller than fp32'
+        error_label.value = (f'test error <span style="font-size:1.3em"><b>{_pct(p.test_error)}</b></span> '
+                             f"(baseline {_pct(base_error)}, no retraining)")
+
+    def show(p: PipelinePoint) -> None:
+        v = waterfall_values(p.report.stage_bytes)
+        rows = _layer_rows(p.report)
+        with figure.batch_update():
+            figure.data[0].y = v["sizes"]
+            figure.data[0].text = v["text"]
+            figure.data[1].y = v["saved"]
+            figure.data[1].base = v["sizes"]
+            figure.layout.yaxis.range = v["range"]
+            for k, (wkey, ikey) in enumerate((("weight bits P+Q", "index bits P+Q"),
+                                              ("weight bits +H", "index bits +H"))):
+                w = [float(r[wkey]) for r in rows]
+                i = [float(r[ikey]) for r in rows]
+                figure.data[2 + 2 * k].y = w
+                figure.data[3 + 2 * k].y = i
+                figure.data[3 + 2 * k].base = w
+                figure.data[3 + 2 * k].text = [f"{a + b:.1f}" for a, b in zip(w, i)]
+        show_numbers(p)
+
+    box = W.VBox()
+
+    def refresh(*_) -> None:
+        status.value = '<span style="color:#888">compressing...</span>'
+        try:
+            p = point_for(sparsity_slider.value, bits_slider.value, gap_slider.value)
+        except DclabError as exc:
+            status.value = f'<span style="color:#b00">{escape(str(exc))}</span>'
+            return
+        box.point = p
+        show(p)
+        status.value = ""
+
+    for slider in (sparsity_slider, bits_slider, gap_slider):
+        slider.observe(refresh, names="value")
+
+    numbers = W.HBox([size_label, ratio_label, error_label],
+                     layout=W.Layout(justify_content="space-between", width="100%"))
+    box.children = [
+        W.HTML(f"<b>{escape(TITLES.get(arch, arch))}</b>: prune every layer, share its weights in 2<sup>bits</sup> "
+               "centroids, store gaps in a few bits, Huffman-code both (no retraining)."),
+        W.HBox([W.VBox([sparsity_slider, bits_slider, gap_slider]), W.VBox([fixed_label, status])]),
+        numbers,
+        figure,
+    ]
+    box.add_class("dclab-pipeline-widget")
+    box.sparsity, box.bits, box.index_bits = sparsity_slider, bits_slider, gap_slider
+    box.figure, box.size_label, box.fixed_label = figure, size_label, fixed_label
+    box.ratio_label, box.error_label, box.status = ratio_label, error_label, status
+    box.point, box.baseline_error, box.cache = first, base_error, points
+    show_numbers(first)  # the figure was built from this point already
+    return box
