@@ -1,0 +1,512 @@
+"""What the capstone dashboard computes, cached so that a slider redoes only what changed (notebook 06).
+
+A ``CompressionSession`` holds, per network, everything that settings do not change:
+the trained baseline, each layer's weights sorted by value (for k-means) and by
+magnitude (for pruning masks), the baseline's test accuracy and a histogram binning
+of every layer. Everything that settings do change is memoised by what it depends on:
+
+- a pruning mask by (layer, sparsity), from the engine's cached order of |w|;
+- a codebook by (layer, sparsity, bits, init): changing the bits never redoes a mask;
+- the test accuracy by the codebooks of all layers, and the forward pass by prefix:
+  the activations after each layer are kept, so when only the last layers change
+  (LeNet-5's fc layers) the convolutions are not recomputed;
+- the ``.dcz`` bytes and report by (codebooks, index bits, Huffman).
+
+The file does not depend on the accuracy (its metadata records the settings, not
+the test error), so ``compress(..., evaluate=False)`` answers sizes first and
+``evaluate(snapshot)`` adds the accuracy: a page can redraw its sizes before the
+test pass ends. Compressing with the same settings gives exactly the bytes of
+``dclab.pipeline.compress_weights(model, config)``: the masks, codebooks and
+encoder are the engine's, only cached.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Hashable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import models, pipeline
+from .data import Digits
+from .errors import DclabError
+from .pipeline import CompressionConfig, CompressionReport, WeightCache
+from .quantize import Codebook, quantize_layer, share_weights_, unshare_weights_
+
+__all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "staged_forward"]
+
+HIST_BINS = 80
+"""Bins of the weight histograms the dashboard draws."""
+
+EVAL_BATCH = 2000
+"""The batch size of ``dclab.train.evaluate``: the same batches give bit-identical logits."""
+
+MAX_CACHED_ACTIVATION_BYTES = 64 * 2**20
+"""Activations larger than this (LeNet-5 after conv1: 115 MB) are recomputed, not kept."""
+
+
+class _LRU(OrderedDict):
+    """A small least-recently-used memo: ``get_or(key, compute)``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key: Hashable, compute: Callable[[], Any]) -> tuple[Any, bool]:
+        if key in self:
+            self.move_to_end(key)
+            return self[key], True
+        value = compute()
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value, False
+
+
+# ---------------------------------------------------------------------------
+# Staged forward pass: the activations after each layer, reusable by prefix
+
+
+def _lenet300_stages(m: nn.Module) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+    return [
+        ("ip1", lambda x: torch.relu(m.ip1(x.flatten(1)))),
+        ("ip2", lambda x: torch.relu(m.ip2(x))),
+        ("ip3", lambda x: m.ip3(x)),
+    ]
+
+
+def _lenet5_stages(m: nn.Module) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+    pool = nn.functional.max_pool2d
+    return [
+        ("conv1", lambda x: pool(m.conv1(x), 2)),
+        ("conv2", lambda x: pool(m.conv2(x), 2)),
+        ("ip1", lambda x: torch.relu(m.ip1(x.flatten(1)))),
+        ("ip2", lambda x: m.ip2(x)),
+    ]
+
+
+_STAGES: dict[type, Callable[[nn.Module], list]] = {models.LeNet300: _lenet300_stages, models.LeNet5: _lenet5_stages}
+
+
+def staged_forward(model: nn.Module) -> list[tuple[list[str], Callable[[torch.Tensor], torch.Tensor]]]:
+    """``model.forward`` cut after each layer: ``[(layers the stage uses, stage function)]`` (notebook 06).
+
+    Running the stages in turn computes exactly ``model(x)`` (the same operations in the
+    same order). A model without a known cut is one stage that uses all its layers.
+    """
+    builder = _STAGES.get(type(model))
+    if builder is None:
+        return [(list(models.compressible_layers(model)), model)]
+    return [([name], fn) for name, fn in builder(model)]
+
+
+# ---------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What the histogram of one layer shows: counts per bin, kept and pruned, the cut and the centroids."""
+
+    name: str
+    kind: str
+    edges: np.ndarray
+    kept_counts: np.ndarray
+    pruned_counts: np.ndarray
+    cut: float
+    centroids: np.ndarray
+    sparsity: float
+    bits: int
+
+    @property
+    def centers(self) -> np.ndarray:
+        """Bin centres."""
+        return (self.edges[1:] + self.edges[:-1]) / 2
+
+    @property
+    def width(self) -> float:
+        """Bin width."""
+        return float(self.edges[1] - self.edges[0])
+
+
+@dataclass(eq=False)
+class Snapshot:
+    """One setting of the dashboard, computed: accuracy, ``.dcz`` bytes, report, codebooks (notebook 06).
+
+    ``accuracy`` is measured on the whole test set with exactly the weights the
+    ``.dcz`` stores (None until ``CompressionSession.evaluate``); ``report.file_bytes
+    == len(dcz)``. ``timings`` (seconds by step) and ``reused`` (steps answered from
+    the cache) explain the latency; ``keys`` identify each layer's codebook.
+    """
+
+    network: str
+    config: CompressionConfig
+    sparsities: dict[str, float]
+    codebooks: dict[str, Codebook]
+    accuracy: float | None
+    dcz: bytes
+    report: CompressionReport
+    baseline_accuracy: float
+    keys: dict[str, Hashable] = field(default_factory=dict)
+    finetune_history: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        """Dense bytes / ``.dcz`` bytes."""
+        return self.report.ratio
+
+    @property
+    def file_bytes(self) -> int:
+        """Bytes of the ``.dcz`` file: ``len(self.dcz)``."""
+        return len(self.dcz)
+
+    @property
+    def finetuned(self) -> bool:
+        """Whether the centroids were fine-tuned (trained quantization)."""
+        return bool(self.finetune_history)
+
+    def __repr__(self) -> str:
+        tuned = f", fine-tuned {len(self.finetune_history)} epochs" if self.finetuned else ""
+        accuracy = "not measured" if self.accuracy is None else f"{self.accuracy:.2%}"
+        return (
+            f"Snapshot({self.network}: accuracy {accuracy}, {self.file_bytes:,} bytes, "
+            f"{self.ratio:.1f}x{tuned})"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Per-network cache
+
+
+class NetworkCache:
+    """Everything about one trained network that settings do not change, and memos for what they do."""
+
+    def __init__(self, name: str, model: nn.Module, test_data: Digits) -> None:
+        self.name = name
+        self.model = model.eval()
+        self.test_data = test_data
+        self.weights = WeightCache(model, arch=name)
+        self.layers = self.weights.layers
+        self.kinds = self.weights.kinds
+        w = self.weights.weights
+        # magnitudes sorted, for the pruning cut the histogram draws
+        self.abs_sorted: dict[str, np.ndarray] = {}
+        self.bins: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for layer, t in w.items():
+            self.abs_sorted[layer] = np.sort(t.abs().reshape(-1).numpy())
+            flat = t.reshape(-1).numpy()
+            lo, hi = float(flat.min()), float(flat.max())
+            edges = np.linspace(lo, hi + 1e-12 * max(1.0, abs(hi)), HIST_BINS + 1)
+            which = np.clip(np.searchsorted(edges, flat, side="right") - 1, 0, HIST_BINS - 1)
+            self.bins[layer] = (edges, which)
+        self.masks = _LRU(32)
+        self.codebooks = _LRU(24)  # LeNet-5's ip1 indices are 3.2 MB (int64) per codebook
+        self.accuracies = _LRU(256)
+        self.encoded = _LRU(32)
+        self.activations: dict[int, tuple[tuple, list[torch.Tensor]]] = {}
+        self.work = copy.deepcopy(model).eval()  # the weights of the stages being run
+        self.work_layers = models.compressible_layers(self.work)
+        self.stages = staged_forward(self.work)
+        self.baseline_accuracy = self._evaluate_plain(self.model)
+
+    def _evaluate_plain(self, model: nn.Module) -> float:
+        from .train import evaluate
+
+        return evaluate(model, self.test_data, batch_size=EVAL_BATCH)
+
+    # -- masks and codebooks
+
+    def mask(self, layer: str, sparsity: float) -> torch.Tensor | None:
+        """The engine's mask (``WeightCache.mask``, from the cached order of |w|), memoised; None = dense."""
+        if sparsity <= 0:
+            return None
+        return self.masks.get_or((layer, sparsity), lambda: self.weights.mask(layer, sparsity))[0]
+
+    def codebook(self, layer: str, sparsity: float, bits: int, init: str, seed: int) -> tuple[Codebook, bool]:
+        """``quantize_layer`` of the masked layer, memoised by (layer, sparsity, bits, init, seed)."""
+
+        def compute() -> Codebook:
+            return quantize_layer(
+                self.weights.weights[layer], self.mask(layer, sparsity), bits, init,
+                seed=seed, presorted=self.weights.sorted[layer],
+            )
+
+        return self.codebooks.get_or((layer, sparsity, bits, init, seed), compute)
+
+    def cut(self, layer: str, sparsity: float) -> float:
+        """The smallest magnitude kept at this sparsity (0 when nothing is pruned)."""
+        a = self.abs_sorted[layer]
+        k = round(sparsity * a.size)
+        return float(a[min(k, a.size - 1)]) if k > 0 else 0.0
+
+    def view(self, layer: str, sparsity: float, codebook: Codebook, bits: int) -> LayerView:
+        """Histogram counts (kept and pruned), the pruning cut and the centroids of ``layer``."""
+        edges, which = self.bins[layer]
+        total = np.bincount(which, minlength=HIST_BINS)
+        mask = self.mask(layer, sparsity)
+        if mask is None:
+            kept = total
+        else:
+            kept = np.bincount(which[mask.reshape(-1).numpy()], minlength=HIST_BINS)
+        centroids = codebook.centroids.numpy()
+        if codebook.reserved_zero:
+            centroids = centroids[1:]
+        return LayerView(
+            layer, self.kinds[layer], edges, kept, total - kept, self.cut(layer, sparsity),
+            centroids, sparsity, bits,
+        )
+
+    # -- accuracy, by prefix of the forward pass
+
+    def accuracy(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook]) -> tuple[float, bool]:
+        """Test accuracy with every layer's weight ``codebooks[layer].weights()``; ``keys`` identify them."""
+        full = tuple(keys[layer] for layer in self.layers)
+        return self.accuracies.get_or(full, lambda: self._staged_accuracy(keys, codebooks))
+
+    def _staged_accuracy(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook]) -> float:
+        prefixes, prefix = [], ()
+        for layers, _ in self.stages:
+            prefix = prefix + tuple(keys[layer] for layer in layers)
+            prefixes.append(prefix)
+        # start after the last stage whose cached output was computed with these same layers
+        start, inputs = 0, None
+        for i, prefix in enumerate(prefixes):
+            cached = self.activations.get(i)
+            if cached is not None and cached[0] == prefix:
+                start, inputs = i + 1, cached[1]
+        if inputs is None:
+            inputs = [x for x, _ in self.test_data.batches(EVAL_BATCH)]
+        stages = range(start, len(self.stages))
+        keep = {i: [] for i in stages if i < len(self.stages) - 1}
+        logits = []
+        with torch.no_grad():
+            for layers, _ in self.stages[start:]:
+                for layer in layers:
+                    self.work_layers[layer].weight.copy_(codebooks[layer].weights())
+            for x in inputs:  # batch by batch through the remaining stages (cache-friendly)
+                for i in stages:
+                    x = self.stages[i][1](x)
+                    if i in keep:
+                        if x.numel() * x.element_size() * len(inputs) > MAX_CACHED_ACTIVATION_BYTES:
+                            del keep[i]  # too large to keep (LeNet-5 after conv1)
+                        else:
+                            keep[i].append(x)
+                logits.append(x)
+        for i, outputs in keep.items():
+            self.activations[i] = (prefixes[i], outputs)
+        predicted = torch.cat([batch.argmax(1) for batch in logits])
+        return (predicted == self.test_data.labels).float().mean().item()
+
+
+# ---------------------------------------------------------------------------
+# The session
+
+
+class CompressionSession:
+    """Trained baselines and test digits, with per-network caches, for the dashboard (notebook 06).
+
+    ``models`` maps a network name to a trained model; missing names are loaded with
+    ``dclab.zoo.pretrained`` on first use. ``compress(name, config)`` answers a setting.
+    """
+
+    def __init__(
+        self,
+        test_data: Digits | None = None,
+        models: Mapping[str, nn.Module] | None = None,
+        train_data: Digits | None = None,
+    ) -> None:
+        self._test_data = test_data
+        self._train_data = train_data
+        self._models = dict(models or {})
+        self._networks: dict[str, NetworkCache] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def test_data(self) -> Digits:
+        """The 10,000 MNIST test digits (loaded on first use)."""
+        if self._test_data is None:
+            from .data import load_mnist
+
+            self._test_data = load_mnist("test")
+        return self._test_data
+
+    @property
+    def train_data(self) -> Digits:
+        """The 60,000 MNIST training digits, for fine-tuning (loaded on first use)."""
+        if self._train_data is None:
+            from .data import load_mnist
+
+            self._train_data = load_mnist("train")
+        return self._train_data
+
+    def network(self, name: str) -> NetworkCache:
+        """The cache of one network (the baseline is loaded, sorted and evaluated once)."""
+        with self._lock:  # a preload in the background finishes first
+            if name not in self._networks:
+                model = self._models.get(name)
+                if model is None:
+                    from .zoo import pretrained
+
+                    model = pretrained(name)  # trains (with a progress bar) only if not cached
+                self._networks[name] = NetworkCache(name, model, self.test_data)
+            return self._networks[name]
+
+    def preload(self, *names: str) -> threading.Thread:
+        """Prepare networks in a background thread (while the page is idle); ``network()`` waits for it.
+
+        Only networks already trained (given, or in the cache) are preloaded: training one
+        belongs in the foreground, where its progress bar shows.
+        """
+        from .zoo import checkpoint_path
+
+        ready = [n for n in names if n in self._models or checkpoint_path(n).is_file()]
+        thread = threading.Thread(target=lambda: [self.network(n) for n in ready], daemon=True,
+                                  name="dclab-preload")
+        thread.start()
+        return thread
+
+    def sparsities(self, name: str, config: CompressionConfig) -> dict[str, float]:
+        """The sparsity of every layer for ``config`` (quality converted on the baseline's weights)."""
+        net = self.network(name)
+        return pipeline._layer_sparsities(net.model, name, config)
+
+    def compress(self, name: str, config: CompressionConfig, *, evaluate: bool = True) -> Snapshot:
+        """Masks, codebooks, ``.dcz`` and test accuracy for ``config``, reusing everything cached (notebook 06).
+
+        ``evaluate=False`` leaves the accuracy to a later ``evaluate(snapshot)``.
+        """
+        config = config.validate()
+        net = self.network(name)
+        timings: dict[str, float] = {}
+        reused: list[str] = []
+        t = time.perf_counter()
+        sparsities = self.sparsities(name, config)
+        keys, codebooks = {}, {}
+        for layer in net.layers:
+            bits = config.bits_for(layer, net.kinds[layer])
+            keys[layer] = (sparsities[layer], bits, config.init, config.seed)
+            codebooks[layer], hit = net.codebook(layer, sparsities[layer], bits, config.init, config.seed)
+            if hit:
+                reused.append(f"codebook {layer}")
+        timings["prune + quantize"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        meta = {"test_error_after": None, "config": config.to_dict()}  # what compress_weights writes
+        index_bits = tuple(config.index_bits_for(net.kinds[layer]) for layer in net.layers)
+        key = (tuple(keys[layer] for layer in net.layers), index_bits, config.huffman, _config_key(config))
+        (dcz, report), hit = net.encoded.get_or(key, lambda: self._encode(net, codebooks, config, meta))
+        if hit:
+            reused.append("encode")
+        timings["encode"] = time.perf_counter() - t
+        snapshot = Snapshot(
+            name, config, sparsities, codebooks, None, dcz, report, net.baseline_accuracy, keys,
+            timings=timings, reused=reused,
+        )
+        return self.evaluate(snapshot) if evaluate else snapshot
+
+    def evaluate(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with its test accuracy (from the cache, or a pass from the first changed layer)."""
+        if snapshot.accuracy is not None:
+            return snapshot
+        net = self.network(snapshot.network)
+        t = time.perf_counter()
+        accuracy, hit = net.accuracy(snapshot.keys, snapshot.codebooks)
+        timings = dict(snapshot.timings, evaluate=time.perf_counter() - t)
+        reused = snapshot.reused + (["accuracy"] if hit else [])
+        return replace(snapshot, accuracy=accuracy, timings=timings, reused=reused)
+
+    @staticmethod
+    def _encode(
+        net: NetworkCache, codebooks: Mapping[str, Codebook], config: CompressionConfig, meta: dict[str, Any]
+    ) -> tuple[bytes, CompressionReport]:
+        # the engine's own encoder and report (what compress_weights returns), on the baseline's biases
+        return pipeline._finish(net.name, net.model, dict(codebooks), config, meta)
+
+    def view(self, snapshot: Snapshot, layer: str) -> LayerView:
+        """The histogram view of one layer of a snapshot."""
+        net = self.network(snapshot.network)
+        if layer not in net.layers:
+            raise DclabError(f"{snapshot.network} has no layer {layer!r}; its layers are {', '.join(net.layers)}")
+        book = snapshot.codebooks[layer]
+        bits = snapshot.config.bits_for(layer, net.kinds[layer])
+        return net.view(layer, snapshot.sparsities[layer], book, bits)
+
+    def finetune(
+        self,
+        snapshot: Snapshot,
+        epochs: int = 2,
+        lr: float = pipeline.BASELINE_LR / 10,
+        *,
+        train_data: Digits | None = None,
+        max_shift: float = 2.0,
+        on_step: Callable[[int, int], None] | None = None,
+        on_epoch: Callable[[int, float], None] | None = None,
+    ) -> Snapshot:
+        """Trained quantization of a snapshot: fine-tune its centroids (and biases), masks kept (notebook 06).
+
+        The indices stay fixed, so pruned weights stay pruned; each centroid moves by
+        the summed gradient of its weights (``dclab.quantize.SharedWeights``). The
+        learning rate follows a cosine over the epochs. ``on_step(step, total)`` and
+        ``on_epoch(epoch, test_accuracy)`` report progress. Returns a new snapshot
+        whose ``.dcz`` holds the fine-tuned codebooks.
+        """
+        from .train import train
+
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise DclabError(f"epochs must be a whole number >= 1, not {epochs!r}")
+        net = self.network(snapshot.network)
+        snapshot = self.evaluate(snapshot)
+        data = train_data if train_data is not None else self.train_data
+        model = copy.deepcopy(net.model).train()
+        share_weights_(model, snapshot.codebooks)
+        params = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(".original")]
+        steps_per_epoch = math.ceil(len(data) / 128)
+        total = epochs * steps_per_epoch
+        done = [0]
+
+        def after_step(_: nn.Module) -> None:
+            done[0] += 1
+            if on_step is not None:
+                on_step(done[0], total)
+
+        history = []
+        for epoch in range(epochs):
+            epoch_lr = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+            record = train(
+                model, data, 1, epoch_lr, batch_size=128, max_shift=max_shift, schedule="constant",
+                weight_decay=0.0, seed=snapshot.config.seed + 100 + epoch, parameters=params,
+                after_step=after_step, progress=False,
+            )[0]
+            record["epoch"] = epoch + 1
+            record["test_accuracy"] = net._evaluate_plain(model)
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, record["test_accuracy"])
+        codebooks = unshare_weights_(model)
+        model.eval()
+        accuracy = history[-1]["test_accuracy"]
+        config = replace(snapshot.config, finetune_epochs=epochs, finetune_lr=lr)
+        meta = {
+            "test_error_before": 1.0 - snapshot.accuracy,
+            "test_error_after": 1.0 - accuracy,
+            "config": config.to_dict(),
+        }
+        dcz, report = pipeline._finish(net.name, model, codebooks, config, meta)
+        return Snapshot(
+            snapshot.network, config, dict(snapshot.sparsities), codebooks, accuracy, dcz, report,
+            net.baseline_accuracy, finetune_history=history,
+        )  # no keys: a fine-tuned codebook is in no cache
+
+
+def _config_key(config: CompressionConfig) -> str:
+    import json
+
+    return json.dumps(config.to_dict(), sort_keys=True)

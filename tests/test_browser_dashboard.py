@@ -1,0 +1,67 @@
+"""Notebook 06 under Voila (with its preheated kernel) in a real browser: switch the network, move a
+slider with the keyboard, and the accuracy, the ratio and the waterfall follow, with no page error."""
+import pytest
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "06_deep_compression_dashboard.ipynb"
+WATERFALL_TEXT = ".dclab-figure .waterfalllayer text"
+
+READ = """() => ({
+    accuracy: document.querySelector('.dclab-accuracy').textContent,
+    ratio: document.querySelector('.dclab-ratio').textContent,
+    bytes: document.querySelector('.dclab-file-bytes').textContent,
+    paper: document.querySelector('.dclab-paper-ratio').textContent,
+    waterfall: Array.from(document.querySelectorAll('.dclab-figure .waterfalllayer text')).map(t => t.textContent),
+    bars: document.querySelectorAll('.dclab-figure .barlayer .point path').length,
+    layers: Array.from(document.querySelectorAll('.dclab-layer-table tr[data-layer]')).map(r => r.dataset.layer),
+})"""
+
+CHANGED = """([before, keys]) => {
+    const now = {
+        accuracy: document.querySelector('.dclab-accuracy').textContent,
+        ratio: document.querySelector('.dclab-ratio').textContent,
+        waterfall: Array.from(document.querySelectorAll('.dclab-figure .waterfalllayer text')).map(t => t.textContent).join('|'),
+    };
+    return keys.every(k => now[k] !== (k === 'waterfall' ? before.waterfall.join('|') : before[k]));
+}"""
+
+
+def read(page) -> dict:
+    return page.evaluate(READ)
+
+
+def wait_changed(page, before: dict, keys: list[str], timeout_s: float = 180) -> dict:
+    page.wait_for_function(CHANGED, arg=[before, keys], timeout=timeout_s * 1000)
+    return read(page)
+
+
+def test_dashboard_follows_network_and_keyboard_slider(open_dashboard):
+    dashboard = open_dashboard(NOTEBOOK, wait_for=WATERFALL_TEXT)
+    page = dashboard.page
+
+    first = read(page)  # drawn complete although the kernel ran the notebook before the page connected
+    assert first["paper"] == "40x"
+    assert first["bars"] > 0 and len(first["waterfall"]) == 5
+    assert first["waterfall"][-1].startswith(first["bytes"] + " bytes")
+    assert first["layers"][:3] == ["ip1", "ip2", "ip3"]
+
+    page.click(".dclab-network button:has-text('LeNet-5')")
+    page.wait_for_function("() => document.querySelector('.dclab-paper-ratio').textContent === '39x'",
+                           timeout=180_000)
+    lenet5 = wait_changed(page, first, ["ratio", "waterfall"])
+    assert lenet5["layers"][:4] == ["conv1", "conv2", "ip1", "ip2"]
+    assert lenet5["waterfall"][-1].startswith(lenet5["bytes"] + " bytes")
+
+    handle = page.locator(".dclab-fc-bits .noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowLeft")  # fc bits 5 -> 4
+    four = wait_changed(page, lenet5, ["ratio", "waterfall"])
+    assert handle.get_attribute("aria-valuenow") in ("4", "4.0")
+    page.keyboard.press("Home")  # fc bits -> 1: two centroids, accuracy must fall
+    one = wait_changed(page, four, ["accuracy", "ratio", "waterfall"])
+    assert float(one["accuracy"].rstrip("%")) < float(four["accuracy"].rstrip("%"))
+    assert float(one["ratio"].rstrip("x")) > float(four["ratio"].rstrip("x"))
+    assert one["waterfall"][-1].startswith(one["bytes"] + " bytes")
+
+    dashboard.assert_no_errors()
