@@ -1,0 +1,170 @@
+"""Figures for notebook 02 (pruning): weight histograms, pruning curves, layer sensitivity.
+
+Histograms are drawn as bars over fixed bin edges (``histogram_edges``), so a
+widget sends counts, not hundreds of thousands of weights, on each change.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+BEFORE = "#9aa5b1"
+KEPT = "#4c78a8"
+RETRAINED = "#54a24b"
+CUT = "#e45756"
+PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
+
+
+def histogram_edges(w: torch.Tensor, n_bins: int = 121, margin: float = 1.1, coverage: float = 0.998) -> np.ndarray:
+    """Bin edges symmetric around 0 covering ``margin`` x the ``coverage`` quantile of |w| (notebook 02).
+
+    Trained layers have long tails (ip1's largest weight is 15 standard deviations out),
+    so the range follows the bulk of the weights; ``hist_counts`` puts the few beyond
+    it into the outermost bins. An odd ``n_bins`` centres a bin on 0.
+    """
+    magnitudes = w.detach().abs().reshape(-1).double()
+    top = float(torch.quantile(magnitudes[:: max(1, magnitudes.numel() // 1_000_000)], coverage)) * margin
+    top = top or float(magnitudes.max()) or 1.0
+    return np.linspace(-top, top, n_bins + 1)
+
+
+def hist_counts(values: torch.Tensor | np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` in the bins ``edges``; values beyond the range count in the outermost bins."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().reshape(-1).cpu().numpy()
+    return np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0]
+
+
+def _bars(counts: np.ndarray, edges: np.ndarray, name: str, color: str, **kw) -> go.Bar:
+    centers = (edges[1:] + edges[:-1]) / 2
+    return go.Bar(x=centers, y=counts, width=np.diff(edges), name=name, marker_color=color, marker_line_width=0,
+                  hovertemplate="w ~ %{x:.3f}: %{y} weights<extra>" + name + "</extra>", **kw)
+
+
+def cut_lines(threshold: float, height: float) -> tuple[list, list]:
+    """x, y of the two vertical lines at -threshold and +threshold (one trace, a gap between)."""
+    return [-threshold, -threshold, None, threshold, threshold], [0, height, None, 0, height]
+
+
+def fig_prune_explorer(
+    w: torch.Tensor,
+    mask: torch.Tensor,
+    threshold: float,
+    edges: np.ndarray,
+    baseline: float,
+    accuracy: float,
+    layer: str = "",
+) -> go.Figure:
+    """The prune explorer's figure: weights before, survivors after, test accuracy (notebook 02).
+
+    Traces (a widget updates them in place): 0 all weights, 1 the cut, 2 survivors,
+    3 survivors after retraining, 4 baseline accuracy, 5 accuracy while retraining.
+    """
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.38, 0.38, 0.24], horizontal_spacing=0.07,
+                        subplot_titles=(f"{layer} before pruning", "after pruning (survivors)", "test accuracy"))
+    before = hist_counts(w, edges)
+    fig.add_trace(_bars(before, edges, "all weights", BEFORE), row=1, col=1)
+    x, y = cut_lines(threshold, float(before.max()))
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=CUT, dash="dash", width=2), name="threshold",
+                             hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(_bars(hist_counts(w[mask], edges), edges, "survivors", KEPT), row=1, col=2)
+    fig.add_trace(_bars(np.zeros(len(edges) - 1, dtype=int), edges, "after retraining", RETRAINED, opacity=0.75),
+                  row=1, col=2)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[100 * baseline] * 2, mode="lines", name="unpruned",
+                             line=dict(color=BEFORE, dash="dot"), hovertemplate="unpruned %{y:.2f}%<extra></extra>"),
+                  row=1, col=3)
+    fig.add_trace(go.Scatter(x=[0], y=[100 * accuracy], mode="lines+markers", name="pruned, retraining",
+                             line=dict(color=RETRAINED), marker=dict(size=8),
+                             hovertemplate="epoch %{x}: %{y:.2f}%<extra></extra>"), row=1, col=3)
+    fig.update_xaxes(title_text="weight", row=1, col=1)
+    fig.update_xaxes(title_text="weight", matches="x", row=1, col=2)
+    fig.update_xaxes(title_text="retraining epoch", dtick=1, rangemode="tozero", row=1, col=3)
+    fig.update_yaxes(title_text="weights", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=3)
+    fig.update_layout(template="plotly_white", height=380, bargap=0, barmode="overlay",
+                      legend=dict(orientation="h", y=-0.22), margin=dict(t=40, b=40, l=60, r=20))
+    return fig
+
+
+def fig_pruning_curves(curves: Mapping, title: str = "LeNet-300-100") -> go.Figure:
+    """Accuracy loss vs parameters pruned: no retraining, retrained, iterative (notebook 02; pruning paper Fig. 5)."""
+    x = [100 * s for s in curves["sparsity"]]
+    base = curves["baseline"]
+    fig = go.Figure()
+    series = [("no_retraining", "pruned, no retraining", CUT, "dot"),
+              ("retrained", "pruned + retrained", KEPT, "solid"),
+              ("iterative", "iterative pruning + retraining", RETRAINED, "solid")]
+    for key, name, color, dash in series:
+        loss = [100 * (base - a) for a in curves[key]]
+        fig.add_trace(go.Scatter(x=x, y=loss, mode="lines+markers", name=name, line=dict(color=color, dash=dash),
+                                 hovertemplate="%{x:.0f}% pruned: %{y:+.2f} points<extra>" + name + "</extra>"))
+    fig.add_hline(y=0, line=dict(color="#888", width=1))
+    worst = max(100 * (base - a) for a in curves["retrained"] + curves["iterative"])
+    fig.update_layout(
+        template="plotly_white", height=420,
+        title=f"{title}: accuracy lost vs parameters pruned (baseline {100 * base:.2f}%)",
+        xaxis=dict(title="parameters pruned away (%)"),
+        yaxis=dict(title="accuracy loss (percentage points)", range=[-0.5, max(2.0, 1.5 * worst)]),
+        legend=dict(x=0.02, y=0.98),
+    )
+    return fig
+
+
+def fig_sensitivity(sens: Mapping, title: str = "LeNet-300-100") -> go.Figure:
+    """Test accuracy with one layer pruned at a time, no retraining (notebook 02; pruning paper Fig. 6)."""
+    fig = go.Figure()
+    x = [100 * s for s in sens["sparsity"]]
+    for i, (layer, acc) in enumerate(sens["accuracy"].items()):
+        n = sens.get("weights", {}).get(layer)
+        name = f"{layer} ({n:,} weights)" if n else layer
+        fig.add_trace(go.Scatter(x=x, y=[100 * a for a in acc], mode="lines+markers", name=name,
+                                 line=dict(color=PALETTE[i % len(PALETTE)]),
+                                 hovertemplate="%{x:.0f}% pruned: %{y:.2f}%<extra>" + layer + "</extra>"))
+    fig.update_layout(template="plotly_white", height=400,
+                      title=f"{title}: sensitivity of each layer to pruning (the others untouched, no retraining)",
+                      xaxis=dict(title="parameters pruned away in that layer (%)"),
+                      yaxis=dict(title="test accuracy (%)"), legend=dict(x=0.02, y=0.05))
+    return fig
+
+
+def fig_weight_distribution(before: torch.Tensor, retrained: torch.Tensor, mask: torch.Tensor,
+                            layer: str = "", n_bins: int = 121) -> go.Figure:
+    """A layer's weights before pruning and after pruning + retraining: the bimodal survivors (notebook 02)."""
+    edges = histogram_edges(torch.cat([before.reshape(-1), retrained.reshape(-1)]), n_bins, 1.02, coverage=1.0)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=(f"{layer}: before pruning ({before.numel():,} weights)",
+                                        f"after pruning + retraining ({int(mask.sum()):,} kept)"))
+    fig.add_trace(_bars(hist_counts(before, edges), edges, "before", BEFORE), row=1, col=1)
+    fig.add_trace(_bars(hist_counts(retrained[mask], edges), edges, "survivors, retrained", RETRAINED), row=1, col=2)
+    fig.update_xaxes(title_text="weight")
+    fig.update_xaxes(matches="x")
+    fig.update_yaxes(title_text="weights", row=1, col=1)
+    fig.update_layout(template="plotly_white", height=360, bargap=0, showlegend=False,
+                      margin=dict(t=40, b=40, l=60, r=20))
+    return fig
+
+
+def fig_lstm_pruning(result: Mapping) -> go.Figure:
+    """Accuracy of the row-reading LSTM: dense, pruned, pruned + retrained (notebook 02)."""
+    labels = ["dense", "pruned, no retraining", "pruned + retrained"]
+    acc = [100 * result[k] for k in ("dense", "pruned", "retrained")]
+    fig = go.Figure(go.Bar(x=labels, y=acc, text=[f"{a:.2f}%" for a in acc], textposition="outside",
+                           marker_color=[BEFORE, CUT, RETRAINED]))
+    kept = sum(result["kept"].values()) / sum(result["weights"].values())
+    fig.update_layout(template="plotly_white", height=340,
+                      title=f"An LSTM on MNIST rows, {100 * (1 - kept):.0f}% of its gate weights pruned",
+                      yaxis=dict(title="test accuracy (%)", range=[min(acc) - 5, 100]))
+    return fig
+
+
+def fig_sizes(labels: Sequence[str], n_bytes: Sequence[int], title: str = "") -> go.Figure:
+    """Horizontal bars of byte counts (notebook 02)."""
+    fig = go.Figure(go.Bar(y=list(labels), x=list(n_bytes), orientation="h", marker_color=KEPT,
+                           text=[f"{b:,} B" for b in n_bytes], textposition="auto"))
+    fig.update_layout(template="plotly_white", height=120 + 40 * len(labels), title=title,
+                      xaxis=dict(title="bytes"), yaxis=dict(autorange="reversed"))
+    return fig

@@ -1,0 +1,284 @@
+"""Notebook 02's prune explorer: drag a sparsity or a threshold, see the histograms, accuracy and real sparse size."""
+
+from __future__ import annotations
+
+import copy
+import math
+from html import escape
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from torch import nn
+
+from dclab import prune
+from dclab.data import Digits
+from dclab.experiments import PRUNE_INDEX_BITS, RETRAIN_LR, encode_pruned, prune_and_retrain, single_thread
+from dclab.models import compressible_layers, layer_kind
+from dclab.train import evaluate
+from dclab.viz.pruning import cut_lines, fig_prune_explorer, hist_counts, histogram_edges
+
+SCOPES = [("each layer", "layer"), ("global", "global"), ("this layer only", "single")]
+MODES = [("sparsity", "sparsity"), ("threshold (x std)", "quality")]
+
+
+class _SortedMagnitudes:
+    """|w| sorted once per layer and over all layers, so a sparsity becomes a mask in O(n)."""
+
+    def __init__(self, weights: dict[str, torch.Tensor]) -> None:
+        self.weights = weights
+        self.order = {n: torch.argsort(w.abs().reshape(-1), stable=True) for n, w in weights.items()}
+        flat = torch.cat([w.abs().reshape(-1) for w in weights.values()])
+        self.global_order = torch.argsort(flat, stable=True)
+        self.sizes = [w.numel() for w in weights.values()]
+
+    @staticmethod
+    def _mask(order: torch.Tensor, n: int, sparsity: float) -> torch.Tensor:
+        mask = torch.ones(n, dtype=torch.bool)
+        mask[order[: round(sparsity * n)]] = False
+        return mask
+
+    def layer(self, name: str, sparsity: float) -> torch.Tensor:
+        w = self.weights[name]
+        return self._mask(self.order[name], w.numel(), sparsity).reshape(w.shape)
+
+    def all_global(self, sparsity: float) -> dict[str, torch.Tensor]:
+        joint = self._mask(self.global_order, sum(self.sizes), sparsity)
+        return {n: m.reshape(w.shape) for (n, w), m in zip(self.weights.items(), joint.split(self.sizes))}
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{n:,.0f} B" if n < 10_000 else f"{n / 1000:,.1f} kB"
+
+
+def prune_explorer(
+    model: nn.Module,
+    test_data: Digits,
+    train_data: Digits | None = None,
+    layer: str | None = None,
+    sparsity: float = 0.9,
+    quality: float = 1.0,
+    retrain_epochs: int = 2,
+) -> W.VBox:
+    """Prune a trained model live: sparsity or threshold, per layer or global (notebook 02).
+
+    Shows the chosen layer's weights before and after, the test accuracy on all of
+    ``test_data`` without retraining, and the pruned layer's size really encoded in
+    the relative-index sparse format. "retrain" retrains the survivors (masks kept)
+    on ``train_data`` with a progress bar. ``model`` is not modified.
+
+    Attributes for tests: ``mode``, ``scope``, ``layer``, ``sparsity``, ``quality``,
+    ``epochs``, ``retrain_button``, ``progress`` (controls); ``figure`` (FigureWidget);
+    ``accuracy_label``, ``size_label``; ``state`` (numbers shown: accuracy, masks,
+    threshold, layer_bytes, model_bytes...); ``retrain()`` runs the button's action.
+    """
+    work = copy.deepcopy(model).eval()
+    modules = compressible_layers(work)
+    base = {n: m.weight.detach().clone() for n, m in modules.items()}
+    names = list(base)
+    layer = layer or names[0]
+    mags = _SortedMagnitudes(base)
+    edges = {n: histogram_edges(w) for n, w in base.items()}
+    index_bits = {n: PRUNE_INDEX_BITS[layer_kind(m)] for n, m in modules.items()}
+    other_bytes = sum(4 * p.numel() for n, p in work.named_parameters() if not n.endswith(".weight") or
+                      n[: -len(".weight")] not in modules)
+    with single_thread():
+        baseline = evaluate(work, test_data)
+
+    mode = W.ToggleButtons(options=MODES, value="sparsity", description="prune by")
+    mode.add_class("dclab-prune-mode")
+    scope = W.ToggleButtons(options=SCOPES, value="layer", description="threshold")
+    scope.add_class("dclab-prune-scope")
+    layer_dd = W.Dropdown(options=names, value=layer, description="show layer")
+    layer_dd.add_class("dclab-prune-layer")
+    sparsity_slider = W.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
+                                    readout_format=".0%", continuous_update=False, layout=W.Layout(width="460px"))
+    sparsity_slider.add_class("dclab-prune-sparsity")
+    quality_slider = W.FloatSlider(value=quality, min=0.0, max=3.0, step=0.05, description="quality x std",
+                                   readout_format=".2f", continuous_update=False,
+                                   layout=W.Layout(width="460px", display="none"),
+                                   style={"description_width": "initial"})
+    quality_slider.add_class("dclab-prune-quality")
+    epochs = W.IntSlider(value=retrain_epochs, min=1, max=5, description="epochs", layout=W.Layout(width="260px"))
+    retrain_button = W.Button(description="retrain the survivors", icon="refresh", button_style="success",
+                              disabled=train_data is None)
+    retrain_button.add_class("dclab-prune-retrain")
+    progress = W.IntProgress(value=0, min=0, max=1, description="retraining", layout=W.Layout(width="420px"))
+    progress.add_class("dclab-prune-progress")
+    accuracy_label = W.HTML()
+    accuracy_label.add_class("dclab-prune-accuracy")
+    size_label = W.HTML()
+    size_label.add_class("dclab-prune-size")
+
+    state: dict = {"baseline": baseline, "masks": {}, "layer_bytes": {}, "retrained_epochs": 0, "history": []}
+    byte_cache: dict[str, tuple[torch.Tensor, int]] = {}
+
+    def compute_masks() -> dict[str, torch.Tensor]:
+        sel, s, q = scope.value, sparsity_slider.value, quality_slider.value
+        ones = {n: torch.ones(w.shape, dtype=torch.bool) for n, w in base.items()}
+        if mode.value == "sparsity":
+            if sel == "global":
+                return mags.all_global(s)
+            if sel == "single":
+                return {**ones, layer_dd.value: mags.layer(layer_dd.value, s)}
+            return {n: mags.layer(n, s) for n in names}
+        if sel == "global":
+            return prune.layer_masks(base, quality=q, scope="global")
+        if sel == "single":
+            return {**ones, layer_dd.value: prune.threshold_mask(base[layer_dd.value], q)}
+        return {n: prune.threshold_mask(w, q) for n, w in base.items()}
+
+    def threshold(name: str) -> float:
+        mask, w = state["masks"][name], base[name]
+        if mode.value == "quality" and not (scope.value == "single" and name != layer_dd.value):
+            if scope.value == "global":
+                return quality_slider.value * float(torch.cat([v.reshape(-1) for v in base.values()]).std())
+            return quality_slider.value * float(w.std())
+        if bool(mask.all()):
+            return 0.0
+        return float(w[mask].abs().min()) if bool(mask.any()) else float(w.abs().max())
+
+    def layer_bytes(name: str) -> int:
+        mask = state["masks"][name]
+        cached = byte_cache.get(name)
+        if cached is None or not torch.equal(cached[0], mask):
+            cached = (mask, len(encode_pruned(base[name], mask, index_bits[name])))
+            byte_cache[name] = cached
+        return cached[1]
+
+    def describe() -> None:
+        name = layer_dd.value
+        mask = state["masks"][name]
+        kept, n = int(mask.sum()), mask.numel()
+        lb = state["layer_bytes"][name]
+        dense = 4 * n
+        total = sum(state["layer_bytes"].values()) + other_bytes
+        dense_total = sum(4 * w.numel() for w in base.values()) + other_bytes
+        kept_all = sum(int(m.sum()) for m in state["masks"].values())
+        n_all = sum(m.numel() for m in state["masks"].values())
+        state.update(model_bytes=total, dense_model_bytes=dense_total, kept=kept_all, n_weights=n_all)
+        size_label.value = (
+            f'<div style="line-height:1.6"><b>{escape(name)}</b>: {kept:,} of {n:,} weights kept '
+            f'({100 * kept / n:.1f}%) &rarr; <b class="dclab-prune-bytes">{lb:,} bytes</b> in the relative-index '
+            f"sparse format ({index_bits[name]}-bit gaps + fp32 values, measured) vs {dense:,} bytes dense fp32: "
+            f'<b class="dclab-prune-ratio">{dense / lb:.2f}x</b> smaller.<br>'
+            f"whole model ({100 * (1 - kept_all / n_all):.1f}% of its weights pruned, biases in fp32): "
+            f'<span class="dclab-prune-model-bytes">{_fmt_bytes(total)}</span> vs {_fmt_bytes(dense_total)} '
+            f"= {dense_total / total:.2f}x</div>"
+        )
+        acc = state["accuracy"]
+        retrained = state["retrained_epochs"]
+        how = f"after {retrained} epoch{'s' * (retrained > 1)} of retraining" if retrained else "no retraining"
+        accuracy_label.value = (
+            f'<div style="font-size:1.15em"><b>test accuracy</b> (10,000 digits): '
+            f'<b class="dclab-prune-accuracy-value">{100 * acc:.2f}%</b> '
+            f"({how}; unpruned {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)</div>"
+        )
+
+    def draw() -> None:
+        name = layer_dd.value
+        w, mask, e = base[name], state["masks"][name], edges[name]
+        before = hist_counts(w, e)
+        t = threshold(name)
+        state["threshold"] = t
+        x, y = cut_lines(t, float(before.max()))
+        retrained_w = modules[name].weight.detach()
+        with fig.batch_update():
+            fig.data[0].y = before
+            fig.data[1].x, fig.data[1].y = x, y
+            fig.data[2].y = hist_counts(w[mask], e)
+            fig.data[3].y = hist_counts(retrained_w[mask], e) if state["retrained_epochs"] else np.zeros(len(e) - 1)
+            history = [state["pruned_accuracy"]] + state["history"]
+            fig.data[5].x, fig.data[5].y = list(range(len(history))), [100 * a for a in history]
+            fig.data[4].x = [0, max(1, len(history) - 1)]
+            fig.layout.annotations[0].text = f"{name} before pruning"
+        describe()
+
+    def restore_weights() -> None:
+        with torch.no_grad():
+            for n, m in modules.items():
+                m.weight.copy_(base[n] * state["masks"][n])
+
+    def refresh(*_) -> None:
+        masks = compute_masks()
+        if any(not torch.equal(masks[n], state["masks"][n]) for n in names):  # else only the view changed
+            state["masks"] = masks
+            state["retrained_epochs"], state["history"] = 0, []
+            restore_weights()
+            with single_thread():
+                state["accuracy"] = state["pruned_accuracy"] = evaluate(work, test_data)
+            state["layer_bytes"] = {n: layer_bytes(n) for n in names}
+            progress.value = 0
+        draw()
+
+    def on_mode(change) -> None:
+        sparsity_slider.layout.display = None if change["new"] == "sparsity" else "none"
+        quality_slider.layout.display = None if change["new"] == "quality" else "none"
+        refresh(change)
+
+    def retrain(*_) -> None:
+        if train_data is None:
+            return
+        n_epochs = epochs.value
+        steps_per_epoch = math.ceil(len(train_data) / 128)
+        progress.max, progress.value = n_epochs * steps_per_epoch, 0
+        controls = [mode, scope, layer_dd, sparsity_slider, quality_slider, epochs, retrain_button]
+        for c in controls:
+            c.disabled = True
+        count = [0]
+        start_epochs = state["retrained_epochs"]
+
+        def after_step(m: nn.Module) -> None:
+            count[0] += 1
+            if count[0] % 10 == 0 or count[0] == progress.max:
+                progress.value = count[0]
+            if count[0] % steps_per_epoch == 0:
+                acc = evaluate(m, test_data)
+                m.train()
+                state["history"].append(acc)
+                state["accuracy"] = acc
+                state["retrained_epochs"] = start_epochs + count[0] // steps_per_epoch
+                draw()
+
+        try:
+            with single_thread():
+                prune_and_retrain(work, state["masks"], train_data, n_epochs, RETRAIN_LR, after_step=after_step,
+                                  progress=False, seed=start_epochs)
+        finally:
+            work.eval()
+            for c in controls:
+                c.disabled = c is retrain_button and train_data is None
+        draw()
+
+    state["masks"] = compute_masks()
+    restore_weights()
+    with single_thread():
+        state["accuracy"] = state["pruned_accuracy"] = evaluate(work, test_data)
+    state["layer_bytes"] = {n: layer_bytes(n) for n in names}
+    fig = go.FigureWidget(fig_prune_explorer(base[layer], state["masks"][layer], threshold(layer), edges[layer],
+                                             baseline, state["accuracy"], layer))
+    fig.add_class("dclab-prune-figure")
+    state["threshold"] = threshold(layer)
+    describe()
+
+    mode.observe(on_mode, names="value")
+    for control in (scope, layer_dd, sparsity_slider, quality_slider):
+        control.observe(refresh, names="value")
+    retrain_button.on_click(retrain)
+
+    box = W.VBox([
+        W.HBox([mode, scope]),
+        W.HBox([sparsity_slider, quality_slider, layer_dd]),
+        accuracy_label,
+        size_label,
+        fig,
+        W.HBox([epochs, retrain_button, progress]),
+    ])
+    box.add_class("dclab-prune-explorer")
+    box.mode, box.scope, box.layer, box.sparsity, box.quality = mode, scope, layer_dd, sparsity_slider, quality_slider
+    box.epochs, box.retrain_button, box.progress = epochs, retrain_button, progress
+    box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
+    box.model, box.base_weights, box.edges = work, base, edges
+    box.retrain = retrain
+    return box

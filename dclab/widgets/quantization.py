@@ -1,0 +1,174 @@
+"""Notebook 03's bit-width widget: bits and centroid initialization -> centroids, accuracy, real encoded size."""
+
+from __future__ import annotations
+
+import copy
+from html import escape
+
+import ipywidgets as W
+import plotly.graph_objects as go
+import torch
+from torch import nn
+
+from dclab import container, quantize
+from dclab.data import Digits
+from dclab.experiments import single_thread
+from dclab.models import compressible_layers, layer_kind
+from dclab.train import evaluate
+from dclab.viz.pruning import hist_counts, histogram_edges
+from dclab.viz.quantization import centroid_counts, centroid_lines, fig_bit_explorer
+
+
+def layer_dcz(name: str, kind: str, codebook: quantize.Codebook, bits: int) -> bytes:
+    """One dense quantized layer written as a ``.dcz`` at fixed width, no bias (notebook 03's size readout)."""
+    layer = container.CompressedLayer.from_codebook(name, kind, codebook, bits, 0)
+    return container.to_bytes("layer", [layer], huffman=False)
+
+
+def sharing_formula_bytes(n: int, bits: int, b: int = 32) -> float:
+    """The paper's size of a layer sharing 2**bits values: (n*log2(k) + k*b) / 8 bytes."""
+    return (n * bits + 2**bits * b) / 8
+
+
+def bit_width_explorer(
+    model: nn.Module,
+    test_data: Digits,
+    layer: str | None = None,
+    bits: int = 4,
+    init: str = "linear",
+) -> W.VBox:
+    """Share one layer's weights with 2**bits centroids: histogram, accuracy, measured size (notebook 03).
+
+    The chosen layer is quantized by k-means (the others stay float32, nothing is
+    retrained) and evaluated on all of ``test_data``; its size is the byte count of
+    the layer really written by ``dclab.container``, shown beside the paper's formula.
+    ``model`` is not modified.
+
+    Attributes for tests: ``layer``, ``bits``, ``init`` (controls); ``figure``;
+    ``accuracy_label``, ``size_label``; ``state`` (accuracy, codebook, dcz_bytes,
+    formula_bytes, ratio...).
+    """
+    work = copy.deepcopy(model).eval()
+    modules = compressible_layers(work)
+    base = {n: m.weight.detach().clone() for n, m in modules.items()}
+    names = list(base)
+    layer = layer or names[0]
+    kinds = {n: layer_kind(m) for n, m in modules.items()}
+    presorted = {}
+    edges = {n: histogram_edges(w, 121, margin=1.02) for n, w in base.items()}
+    with single_thread():
+        baseline = evaluate(work, test_data)
+    books: dict[tuple, quantize.Codebook] = {}
+    results: dict[tuple, dict] = {}
+
+    layer_dd = W.Dropdown(options=names, value=layer, description="layer")
+    layer_dd.add_class("dclab-bits-layer")
+    bits_slider = W.IntSlider(value=bits, min=1, max=8, step=1, description="bits", continuous_update=False,
+                              layout=W.Layout(width="420px"))
+    bits_slider.add_class("dclab-bits-slider")
+    init_tb = W.ToggleButtons(options=list(quantize.INITS), value=init, description="initial centroids",
+                              style={"description_width": "initial"})
+    init_tb.add_class("dclab-bits-init")
+    accuracy_label = W.HTML()
+    accuracy_label.add_class("dclab-bits-accuracy")
+    size_label = W.HTML()
+    size_label.add_class("dclab-bits-size")
+    state: dict = {"baseline": baseline, "current_layer": None}
+
+    def codebook(name: str, b: int, how: str) -> quantize.Codebook:
+        key = (name, b, how)
+        if key not in books:
+            if name not in presorted:
+                presorted[name] = quantize.SortedValues.of(base[name])
+            books[key] = quantize.quantize_layer(base[name], None, b, how, presorted=presorted[name])
+        return books[key]
+
+    def share(name: str, book: quantize.Codebook) -> None:
+        previous = state["current_layer"]
+        with torch.no_grad():
+            if previous is not None and previous != name:
+                modules[previous].weight.copy_(base[previous])
+            modules[name].weight.copy_(book.weights())
+        state["current_layer"] = name
+
+    def measure(name: str, b: int, how: str) -> dict:
+        key = (name, b, how)
+        if key not in results:
+            book = codebook(name, b, how)
+            share(name, book)
+            data = layer_dcz(name, kinds[name], book, b)
+            stats = container.from_bytes(data).stats[0]
+            n = base[name].numel()
+            with single_thread():
+                accuracy = evaluate(work, test_data)
+            results[key] = {
+                "accuracy": accuracy,
+                "dcz_bytes": len(data),
+                "codebook_bytes": stats.sections["CENT"],
+                "index_bytes": stats.sections["WDAT"],
+                "formula_bytes": sharing_formula_bytes(n, b),
+                "formula_ratio": quantize.sharing_ratio(n, b),
+                "ratio": 4 * n / len(data),
+                "n": n,
+            }
+        return results[key]
+
+    def refresh(*_) -> None:
+        name, b, how = layer_dd.value, bits_slider.value, init_tb.value
+        book = update_state(name, b, how)
+        e = edges[name]
+        counts = hist_counts(base[name], e)
+        x, y = centroid_lines(book.centroids, float(counts.max()))
+        with fig.batch_update():
+            fig.data[0].x = (e[1:] + e[:-1]) / 2
+            fig.data[0].width = e[1:] - e[:-1]
+            fig.data[0].y = counts
+            fig.data[1].x, fig.data[1].y = x, y
+            fig.data[2].x = book.centroids.numpy()
+            fig.data[2].y = centroid_counts(book)
+            fig.data[2].customdata = list(range(book.n_clusters))
+            fig.layout.annotations[0].text = f"{name}: weights and the {book.n_clusters} shared values"
+        describe()
+
+    def update_state(name: str, b: int, how: str) -> quantize.Codebook:
+        book = codebook(name, b, how)
+        r = measure(name, b, how)
+        share(name, book)  # the working model always holds what is shown
+        state.update(r, codebook=book, layer=name, bits=b, init=how)
+        return book
+
+    def describe() -> None:
+        r, name, b, book = state, state["layer"], state["bits"], state["codebook"]
+        acc = r["accuracy"]
+        accuracy_label.value = (
+            f'<div style="font-size:1.15em"><b>test accuracy</b> with {escape(name)} sharing {book.n_clusters} '
+            f'values (other layers fp32, no retraining): <b class="dclab-bits-accuracy-value">{100 * acc:.2f}%</b> '
+            f"(fp32 {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)</div>"
+        )
+        n = r["n"]
+        size_label.value = (
+            f'<div style="line-height:1.6"><b>{escape(name)}</b> ({n:,} weights, {4 * n:,} bytes in fp32) '
+            f"written by dclab.container at {b} bits per index: "
+            f'<b class="dclab-bits-bytes">{r["dcz_bytes"]:,} bytes</b> '
+            f'(codebook {r["codebook_bytes"]:,} B + indices {r["index_bytes"]:,} B + '
+            f'{r["dcz_bytes"] - r["codebook_bytes"] - r["index_bytes"]:,} B of headers) = '
+            f'<b class="dclab-bits-ratio">{r["ratio"]:.2f}x</b> smaller.<br>'
+            f"The paper's formula r = n&middot;b / (n&middot;log2(k) + k&middot;b) with n = {n:,}, b = 32, "
+            f'k = {2 ** b}: <span class="dclab-bits-formula">{r["formula_bytes"]:,.0f} bytes, '
+            f'r = {r["formula_ratio"]:.2f}x</span></div>'
+        )
+
+    first = update_state(layer, bits, init)
+    # the figure is complete before it is wrapped: a FigureWidget changed before the browser connects renders empty
+    fig = go.FigureWidget(fig_bit_explorer(base[layer], first, edges[layer], layer))
+    fig.add_class("dclab-bits-figure")
+    describe()
+    for control in (layer_dd, bits_slider, init_tb):
+        control.observe(refresh, names="value")
+
+    box = W.VBox([W.HBox([layer_dd, bits_slider]), init_tb, accuracy_label, size_label, fig])
+    box.add_class("dclab-bit-width")
+    box.layer, box.bits, box.init = layer_dd, bits_slider, init_tb
+    box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
+    box.model, box.base_weights = work, base
+    return box

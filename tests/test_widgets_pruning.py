@@ -1,0 +1,123 @@
+"""Notebook 02's prune explorer driven in-process: masks, histograms, accuracy and measured size follow the controls."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from dclab import experiments as ex, prune
+from dclab.train import evaluate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def explorer(lenet300, mnist_test, mnist_train):
+    from dclab.widgets.pruning import prune_explorer
+
+    return prune_explorer(lenet300, mnist_test, mnist_train.subset(6400), layer="ip1", sparsity=0.5)
+
+
+def _shown_bytes(box) -> int:
+    return int(re.search(r'dclab-prune-bytes">([\d,]+) bytes', box.size_label.value).group(1).replace(",", ""))
+
+
+def _shown_accuracy(box) -> float:
+    return float(re.search(r'dclab-prune-accuracy-value">([\d.]+)%', box.accuracy_label.value).group(1))
+
+
+def _set(box, **values):
+    for name, value in values.items():
+        getattr(box, name).value = value
+
+
+def test_at_90_percent_the_survivors_histogram_is_empty_between_the_thresholds(explorer, lenet300):
+    _set(explorer, mode="sparsity", scope="layer", layer="ip1", sparsity=0.9)
+    w = lenet300.ip1.weight.detach()
+    mask = explorer.state["masks"]["ip1"]
+    assert torch.equal(mask, prune.magnitude_mask(w, 0.9))
+    t = explorer.state["threshold"]
+    assert t == pytest.approx(float(w[mask].abs().min()))
+    edges = explorer.edges["ip1"]
+    survivors = np.asarray(explorer.figure.data[2].y)
+    inside = (edges[:-1] >= -t) & (edges[1:] <= t)
+    assert inside.sum() > 10 and survivors[inside].sum() == 0
+    assert survivors.sum() == int(mask.sum()) == round(0.1 * w.numel())
+    assert np.asarray(explorer.figure.data[0].y).sum() == w.numel()
+    assert explorer.figure.data[1].x[3] == pytest.approx(t)  # the cut line sits on the threshold
+
+
+def test_shown_size_is_the_bytes_the_engine_writes(explorer, lenet300):
+    _set(explorer, mode="sparsity", scope="layer", layer="ip1", sparsity=0.9)
+    w = lenet300.ip1.weight.detach()
+    expected = len(ex.encode_pruned(w, prune.magnitude_mask(w, 0.9), index_bits=5))
+    assert _shown_bytes(explorer) == expected == explorer.state["layer_bytes"]["ip1"]
+    masks = prune.layer_masks(prune.prunable_weights(lenet300), sparsity=0.9)
+    assert explorer.state["model_bytes"] == ex.pruned_model_bytes(lenet300, masks)
+
+
+def test_accuracy_is_measured_on_the_whole_test_set_without_retraining(explorer, lenet300, mnist_test):
+    _set(explorer, mode="sparsity", scope="layer", layer="ip1", sparsity=0.8)
+    masks = prune.layer_masks(prune.prunable_weights(lenet300), sparsity=0.8)
+    expected = evaluate(ex.masked_copy(lenet300, masks), mnist_test)
+    assert explorer.state["accuracy"] == pytest.approx(expected)
+    assert _shown_accuracy(explorer) == pytest.approx(100 * expected, abs=0.005)
+
+
+def test_more_sparsity_means_fewer_bytes_and_lower_accuracy(explorer):
+    _set(explorer, mode="sparsity", scope="layer", sparsity=0.5)
+    acc, size = explorer.state["accuracy"], _shown_bytes(explorer)
+    hist = list(explorer.figure.data[2].y)
+    explorer.sparsity.value = 0.98
+    assert _shown_bytes(explorer) < size / 10
+    assert explorer.state["accuracy"] < acc - 0.02
+    assert list(explorer.figure.data[2].y) != hist
+
+
+def test_quality_mode_prunes_below_quality_times_std(explorer, lenet300):
+    _set(explorer, mode="quality", scope="layer", quality=1.0)
+    assert explorer.quality.layout.display is None and explorer.sparsity.layout.display == "none"
+    for name, w in prune.prunable_weights(lenet300).items():
+        assert torch.equal(explorer.state["masks"][name], prune.threshold_mask(w.detach(), 1.0))
+    assert explorer.state["threshold"] == pytest.approx(float(lenet300.ip1.weight.detach().std()))
+    explorer.mode.value = "sparsity"
+    assert explorer.sparsity.layout.display is None and explorer.quality.layout.display == "none"
+
+
+def test_global_and_single_layer_scopes(explorer, lenet300):
+    weights = prune.prunable_weights(lenet300)
+    _set(explorer, mode="sparsity", scope="global", sparsity=0.9)
+    expected = prune.global_magnitude_masks(weights, 0.9)
+    for name, mask in expected.items():
+        assert torch.equal(explorer.state["masks"][name], mask)
+    _set(explorer, scope="single", layer="ip3")
+    assert bool(explorer.state["masks"]["ip1"].all()) and bool(explorer.state["masks"]["ip2"].all())
+    assert prune.sparsity_of(explorer.state["masks"]["ip3"]) == pytest.approx(0.9)
+    assert "ip3" in explorer.size_label.value and "ip3" in explorer.figure.layout.annotations[0].text
+
+
+def test_retraining_recovers_accuracy_and_keeps_the_masks(explorer, lenet300):
+    _set(explorer, mode="sparsity", scope="layer", layer="ip1", sparsity=0.97)
+    pruned = explorer.state["accuracy"]
+    explorer.epochs.value = 2
+    explorer.retrain()
+    assert explorer.progress.value == explorer.progress.max > 0
+    assert len(explorer.state["history"]) == 2 and explorer.state["retrained_epochs"] == 2
+    assert explorer.state["accuracy"] > pruned
+    assert "after 2 epochs of retraining" in explorer.accuracy_label.value
+    for name, mask in explorer.state["masks"].items():
+        assert torch.all(explorer.model.get_submodule(name).weight.detach()[~mask] == 0)
+    assert np.asarray(explorer.figure.data[3].y).sum() == int(explorer.state["masks"]["ip1"].sum())
+    assert len(explorer.figure.data[5].y) == 3
+    explorer.layer.value = "ip2"  # only the view changes: the retrained network stays
+    assert explorer.state["retrained_epochs"] == 2
+    explorer.sparsity.value = 0.9  # a new mask starts again from the trained baseline
+    assert explorer.state["retrained_epochs"] == 0 and len(explorer.figure.data[5].y) == 1
+    assert not any(c.disabled for c in (explorer.sparsity, explorer.retrain_button))
+
+
+def test_the_given_model_is_not_modified(explorer, lenet300):
+    _set(explorer, mode="sparsity", scope="layer", sparsity=0.95)
+    assert float((lenet300.ip1.weight == 0).float().mean()) < 0.01

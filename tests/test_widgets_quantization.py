@@ -1,0 +1,93 @@
+"""Notebook 03's bit-width widget driven in-process: centroids, accuracy and the measured size follow the controls."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from dclab import container, experiments as ex, quantize
+from dclab.train import evaluate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def widget(lenet300, mnist_test):
+    from dclab.widgets.quantization import bit_width_explorer
+
+    return bit_width_explorer(lenet300, mnist_test, layer="ip1", bits=3)
+
+
+def _shown_bytes(box) -> int:
+    return int(re.search(r'dclab-bits-bytes">([\d,]+) bytes', box.size_label.value).group(1).replace(",", ""))
+
+
+def _shown_accuracy(box) -> float:
+    return float(re.search(r'dclab-bits-accuracy-value">([\d.]+)%', box.accuracy_label.value).group(1))
+
+
+def _lines(trace) -> list[float]:
+    return sorted({x for x in trace.x if x is not None})
+
+
+def test_centroid_lines_and_counts_follow_the_codebook(widget, lenet300):
+    widget.layer.value, widget.init.value, widget.bits.value = "ip1", "linear", 3
+    w = lenet300.ip1.weight.detach()
+    book = quantize.quantize_layer(w, None, 3, "linear")
+    assert torch.equal(widget.state["codebook"].indices, book.indices)
+    assert _lines(widget.figure.data[1]) == pytest.approx(sorted(book.centroids.tolist()))
+    assert len(_lines(widget.figure.data[1])) == 8
+    assert np.asarray(widget.figure.data[2].y).sum() == w.numel()
+    assert np.asarray(widget.figure.data[0].y).sum() == w.numel()
+
+
+def test_shown_size_is_the_bytes_the_container_writes_and_the_formula_is_beside_it(widget, lenet300):
+    widget.layer.value, widget.init.value = "ip1", "linear"
+    for bits in (3, 5):
+        widget.bits.value = bits
+        w = lenet300.ip1.weight.detach()
+        book = quantize.quantize_layer(w, None, bits, "linear")
+        layer = container.CompressedLayer.from_codebook("ip1", "fc", book, bits, 0)
+        expected = len(container.to_bytes("layer", [layer], huffman=False))
+        assert _shown_bytes(widget) == expected == widget.state["dcz_bytes"]
+        n = w.numel()
+        formula = (n * bits + 2**bits * 32) / 8
+        assert widget.state["formula_bytes"] == formula
+        assert f"{formula:,.0f} bytes" in widget.size_label.value
+        assert f"r = {quantize.sharing_ratio(n, bits):.2f}x" in widget.size_label.value
+        assert 0 < expected - formula < 200  # the file's headers and the last byte's padding
+
+
+def test_fewer_bits_cost_accuracy_and_bytes(widget, lenet300, mnist_test):
+    widget.layer.value, widget.init.value, widget.bits.value = "ip1", "linear", 8
+    acc8, bytes8 = widget.state["accuracy"], _shown_bytes(widget)
+    assert acc8 > widget.state["baseline"] - 0.003
+    hist = list(widget.figure.data[2].y)
+    widget.bits.value = 1
+    assert widget.state["accuracy"] < acc8 - 0.005
+    assert _shown_bytes(widget) < bytes8 / 6
+    assert list(widget.figure.data[2].y) != hist
+    book = quantize.quantize_layer(lenet300.ip1.weight.detach(), None, 1, "linear")
+    expected = evaluate(ex.quantized_copy(lenet300, {"ip1": book}), mnist_test)
+    assert widget.state["accuracy"] == pytest.approx(expected)
+    assert _shown_accuracy(widget) == pytest.approx(100 * expected, abs=0.005)
+
+
+def test_initialization_changes_the_centroids(widget):
+    widget.layer.value, widget.bits.value, widget.init.value = "ip2", 2, "linear"
+    linear = _lines(widget.figure.data[1])
+    widget.init.value = "density"
+    density = _lines(widget.figure.data[1])
+    assert linear != density
+    assert max(abs(c) for c in linear) > max(abs(c) for c in density)  # linear keeps the large weights
+
+
+def test_switching_layers_restores_the_previous_one(widget, lenet300):
+    widget.layer.value, widget.bits.value = "ip1", 2
+    widget.layer.value = "ip3"
+    assert torch.equal(widget.model.ip1.weight.detach(), lenet300.ip1.weight.detach())
+    assert len(set(widget.model.ip3.weight.detach().reshape(-1).tolist())) <= 4
+    assert "ip3" in widget.figure.layout.annotations[0].text
+    assert float((lenet300.ip3.weight.detach().unique()).numel()) > 100  # the given model is untouched
