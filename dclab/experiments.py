@@ -499,7 +499,7 @@ def accuracy_vs_bits(name: str = "lenet5", bits: Sequence[int] = range(1, 9), in
 def init_comparison(name: str = "lenet300", bits: Sequence[int] = range(1, 9),
                     inits: Sequence[str] = quantize.INITS, layer: str = "ip2", layer_bits: int = 4,
                     progress: bool = True) -> dict:
-    """Centroid initializations compared: accuracy and k-means error vs bits, and the codebooks of one layer (notebook 03).
+    """Centroid initializations compared: accuracy, k-means error, one layer's codebooks (notebook 03).
 
     Every layer is quantized with the same bits and no retraining. For ``layer`` at
     ``layer_bits`` the result also holds the layer's weight CDF and each method's
@@ -617,7 +617,8 @@ def compression_tradeoff(
             bar.update()
         for b in q_bits:
             books = _codebooks(base, b, "linear")
-            point("quantization", b, len(encode_quantized(base, books, name)), evaluate(quantized_copy(base, books), test))
+            point("quantization", b, len(encode_quantized(base, books, name)),
+                  evaluate(quantized_copy(base, books), test))
             bar.update()
         for keep in svd_keep:
             low, ranks = svd_model(base, keep)
@@ -664,7 +665,8 @@ def trained_quantization(name: str = "lenet300", bits: int = 2, init: str = "lin
         history = train(model, _train(), epochs, lr, weight_decay=0.0, parameters=params, after_step=record,
                         eval_data=test, progress=progress, desc="fine-tuning centroids")
         final = quantize.unshare_weights_(model)
-        return {"bits": bits, "baseline": evaluate(base, test), "accuracy": [before] + [h["test_accuracy"] for h in history],
+        accuracy = [before] + [h["test_accuracy"] for h in history]
+        return {"bits": bits, "baseline": evaluate(base, test), "accuracy": accuracy,
                 "steps": steps, "centroids": trace,
                 "final": {n: b.centroids.tolist() for n, b in final.items()}}
 

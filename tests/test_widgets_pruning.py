@@ -121,3 +121,13 @@ def test_retraining_recovers_accuracy_and_keeps_the_masks(explorer, lenet300):
 def test_the_given_model_is_not_modified(explorer, lenet300):
     _set(explorer, mode="sparsity", scope="layer", sparsity=0.95)
     assert float((lenet300.ip1.weight == 0).float().mean()) < 0.01
+
+
+def test_bad_arguments_say_what_to_do(lenet300, mnist_test):
+    from dclab.errors import DclabError
+    from dclab.widgets.pruning import prune_explorer
+
+    with pytest.raises(DclabError, match="ip1, ip2, ip3"):
+        prune_explorer(lenet300, mnist_test, layer="fc9")
+    with pytest.raises(DclabError, match="sparsity"):
+        prune_explorer(lenet300, mnist_test, sparsity=1.0)

@@ -91,3 +91,15 @@ def test_switching_layers_restores_the_previous_one(widget, lenet300):
     assert len(set(widget.model.ip3.weight.detach().reshape(-1).tolist())) <= 4
     assert "ip3" in widget.figure.layout.annotations[0].text
     assert float((lenet300.ip3.weight.detach().unique()).numel()) > 100  # the given model is untouched
+
+
+def test_bad_arguments_say_what_to_do(lenet300, mnist_test):
+    from dclab.errors import DclabError
+    from dclab.widgets.quantization import bit_width_explorer
+
+    with pytest.raises(DclabError, match="ip1, ip2, ip3"):
+        bit_width_explorer(lenet300, mnist_test, layer="conv1")
+    with pytest.raises(DclabError, match="1 to 8"):
+        bit_width_explorer(lenet300, mnist_test, bits=9)
+    with pytest.raises(DclabError, match="linear, density, random"):
+        bit_width_explorer(lenet300, mnist_test, init="kmeans++")

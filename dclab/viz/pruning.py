@@ -5,7 +5,7 @@ widget sends counts, not hundreds of thousands of weights, on each change.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
@@ -158,13 +158,4 @@ def fig_lstm_pruning(result: Mapping) -> go.Figure:
     fig.update_layout(template="plotly_white", height=340,
                       title=f"An LSTM on MNIST rows, {100 * (1 - kept):.0f}% of its gate weights pruned",
                       yaxis=dict(title="test accuracy (%)", range=[min(acc) - 5, 100]))
-    return fig
-
-
-def fig_sizes(labels: Sequence[str], n_bytes: Sequence[int], title: str = "") -> go.Figure:
-    """Horizontal bars of byte counts (notebook 02)."""
-    fig = go.Figure(go.Bar(y=list(labels), x=list(n_bytes), orientation="h", marker_color=KEPT,
-                           text=[f"{b:,} B" for b in n_bytes], textposition="auto"))
-    fig.update_layout(template="plotly_white", height=120 + 40 * len(labels), title=title,
-                      xaxis=dict(title="bytes"), yaxis=dict(autorange="reversed"))
     return fig

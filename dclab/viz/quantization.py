@@ -73,7 +73,7 @@ def fig_bit_explorer(w: torch.Tensor, codebook: Codebook, edges: np.ndarray, lay
 
 
 def fig_clusters(w: torch.Tensor, codebook: Codebook, layer: str = "", n_points: int = 4000) -> go.Figure:
-    """Steps 1-3 on a real layer: clusters as coloured intervals, and each weight mapped to its centroid (notebook 03)."""
+    """Steps 1-3 on a real layer: clusters as coloured intervals, each weight mapped to its centroid (notebook 03)."""
     c = codebook.centroids.numpy().astype(float)
     edges = histogram_edges(w, 121, margin=1.02)
     counts = hist_counts(w, edges)
@@ -162,7 +162,7 @@ def fig_accuracy_vs_bits(res: Mapping, title: str = "LeNet-5") -> go.Figure:
 
 
 def fig_init_comparison(res: Mapping, title: str = "LeNet-300-100", min_bits: int = 2) -> go.Figure:
-    """Linear, density and random centroid initialization: accuracy loss, k-means error, one layer's codebooks (notebook 03).
+    """Linear, density and random initialization: accuracy, k-means error, one layer's codebooks (notebook 03).
 
     The third panel is Deep Compression's Figure 4 on a real layer: the weights' CDF
     with each method's initial centroids (crosses) and the centroids k-means ends at (dots).

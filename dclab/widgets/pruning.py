@@ -14,6 +14,7 @@ from torch import nn
 
 from dclab import prune
 from dclab.data import Digits
+from dclab.errors import DclabError
 from dclab.experiments import PRUNE_INDEX_BITS, RETRAIN_LR, encode_pruned, prune_and_retrain, single_thread
 from dclab.models import compressible_layers, layer_kind
 from dclab.train import evaluate
@@ -78,11 +79,16 @@ def prune_explorer(
     base = {n: m.weight.detach().clone() for n, m in modules.items()}
     names = list(base)
     layer = layer or names[0]
+    if layer not in base:
+        raise DclabError(f"the model has no layer {layer!r} to prune; choose one of: {', '.join(names)}")
+    if not 0.0 <= sparsity <= 0.99 or not 0.0 <= quality <= 3.0:
+        raise DclabError(f"start with a sparsity in [0, 0.99] and a quality in [0, 3], "
+                         f"not {sparsity!r} and {quality!r}")
     mags = _SortedMagnitudes(base)
     edges = {n: histogram_edges(w) for n, w in base.items()}
     index_bits = {n: PRUNE_INDEX_BITS[layer_kind(m)] for n, m in modules.items()}
-    other_bytes = sum(4 * p.numel() for n, p in work.named_parameters() if not n.endswith(".weight") or
-                      n[: -len(".weight")] not in modules)
+    pruned_params = {f"{n}.weight" for n in modules}
+    other_bytes = sum(4 * p.numel() for n, p in work.named_parameters() if n not in pruned_params)  # biases, fp32
     with single_thread():
         baseline = evaluate(work, test_data)
 

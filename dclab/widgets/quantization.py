@@ -12,6 +12,7 @@ from torch import nn
 
 from dclab import container, quantize
 from dclab.data import Digits
+from dclab.errors import DclabError
 from dclab.experiments import single_thread
 from dclab.models import compressible_layers, layer_kind
 from dclab.train import evaluate
@@ -53,6 +54,12 @@ def bit_width_explorer(
     base = {n: m.weight.detach().clone() for n, m in modules.items()}
     names = list(base)
     layer = layer or names[0]
+    if layer not in base:
+        raise DclabError(f"the model has no layer {layer!r} to quantize; choose one of: {', '.join(names)}")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise DclabError(f"bits must be an integer from 1 to 8 (the slider's range), not {bits!r}")
+    if init not in quantize.INITS:
+        raise DclabError(f"init must be one of {', '.join(quantize.INITS)}, not {init!r}")
     kinds = {n: layer_kind(m) for n, m in modules.items()}
     presorted = {}
     edges = {n: histogram_edges(w, 121, margin=1.02) for n, w in base.items()}
