@@ -41,7 +41,8 @@ PAPER_FIGURES = {
     "squeezenet1_0": {"title": "SqueezeNet 1.0", "parameters": 1_240_000, "megabytes": 4.8},
     "squeezenet1_1": {"title": "SqueezeNet 1.1", "parameters": None, "megabytes": None},
 }
-PAPER_SQUEEZENET_DC = {"bits": 6, "megabytes": 0.47, "ratio_vs_alexnet": 510}
+PAPER_SQUEEZENET_DC = {6: {"megabytes": 0.47, "ratio_vs_alexnet": 510}, 8: {"megabytes": 0.66, "ratio_vs_alexnet": 363}}
+PAPER_LENET5 = {"megabytes": 1.72, "compressed_megabytes": 0.044}  # Deep Compression, Table 1
 REFERENCE_ARCHITECTURES = ("alexnet", "vgg16", "squeezenet1_0", "squeezenet1_1")
 
 
@@ -223,16 +224,18 @@ class PretrainedSqueezeNet(NamedTuple):
     note: str
 
 
-def squeezenet1_0_weights(download_timeout_s: float = 10.0) -> PretrainedSqueezeNet:
+def squeezenet1_0_weights(download_timeout_s: float = 10.0, seed: int = 0) -> PretrainedSqueezeNet:
     """SqueezeNet 1.0 with torchvision's ImageNet weights if they can be had, else random ones (notebook 05, section 6).
 
     Offline, the download fails within ``download_timeout_s`` and the model keeps
-    random (untrained) weights; the note says so, because sizes measured on
+    random (untrained, seeded) weights; the note says so, because sizes measured on
     untrained weights are only indicative.
     """
     import torchvision
 
-    model = SqueezeNet()
+    with torch.random.fork_rng():  # the fallback's random weights are the same on every run
+        torch.manual_seed(seed)
+        model = SqueezeNet()
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(download_timeout_s)  # offline: fail in seconds, never hang
     try:
@@ -561,13 +564,21 @@ def compress_squeezenet(
 
 
 def firenet_config() -> "CompressionConfig":
-    """Deep Compression settings for FireNet: its layers are all convolutions, small ones (notebook 05, section 5)."""
+    """Deep Compression settings for FireNet (notebook 05, section 5).
+
+    Its layers are all small convolutions: 4-bit codebooks (16 shared weights; the
+    paper's 8 bits would spend more on 256-entry codebooks than they save), 4-bit
+    gaps, 60% of every layer pruned in two steps, each followed by one epoch of
+    retraining, then one epoch of centroid fine-tuning, at the pipeline's default
+    rate (0.005). Without its BatchNorm the folded network is touchier than the one
+    that was trained: retraining at 0.01 (1/10 of its training rate) diverges.
+    """
     from .pipeline import CompressionConfig
 
     return CompressionConfig(**FIRENET_DC)
 
 
-FIRENET_DC = dict(sparsity=0.6, conv_bits=5, conv_index_bits=4, prune_steps=2, retrain_epochs=1,
+FIRENET_DC = dict(sparsity=0.6, conv_bits=4, conv_index_bits=4, prune_steps=2, retrain_epochs=1,
                   finetune_epochs=1, max_shift=0.0)
 """FireNet's Deep Compression settings (see ``firenet_config``)."""
 
@@ -640,6 +651,33 @@ def mnist_comparison(lenet5: nn.Module, firenet: nn.Module, compressed: FireNetC
             "test error %": round(100 * test_error(model, test_data), 2),
             "x smaller than LeNet-5": round(base / size, 1),
         })
+    return rows
+
+
+def squeezenet_size_rows(summaries: list[ArchSummary], compressed: dict[int, SqueezeNetCompression]) -> list[SizeRow]:
+    """AlexNet and SqueezeNet in fp32, then SqueezeNet + Deep Compression per bit width, beside the papers (notebook 05, section 6)."""
+    by_name = {s.name: s for s in summaries}
+    rows = [
+        SizeRow("AlexNet (fp32)", by_name["alexnet"].fp32_bytes, round(PAPER_FIGURES["alexnet"]["megabytes"] * MB)),
+        SizeRow("SqueezeNet 1.0 (fp32)", by_name["squeezenet1_0"].fp32_bytes,
+                round(PAPER_FIGURES["squeezenet1_0"]["megabytes"] * MB)),
+    ]
+    for bits, result in sorted(compressed.items(), reverse=True):
+        paper = PAPER_SQUEEZENET_DC.get(bits)
+        rows.append(SizeRow(
+            f"SqueezeNet + DC, {bits}-bit", result.file_bytes, round(paper["megabytes"] * MB) if paper else None,
+            "compressed" if result.trained else "untrained", "" if result.trained else "untrained weights",
+        ))
+    return rows
+
+
+def mnist_size_rows(comparison: list[dict]) -> list[SizeRow]:
+    """The MNIST comparison (``mnist_comparison``) as bars, LeNet-5 beside the paper's size (notebook 05, section 5)."""
+    rows = []
+    for row in comparison:
+        lenet = row["model"].startswith("LeNet-5")
+        kind = "compressed" if "Deep Compression" in row["model"] else "dense"
+        rows.append(SizeRow(row["model"], row["bytes"], round(PAPER_LENET5["megabytes"] * MB) if lenet else None, kind))
     return rows
 
 
