@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dclab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     prepare = commands.add_parser("prepare", help="download MNIST and train/cache the baselines")
-    prepare.add_argument("--models", nargs="+", default=["lenet300", "lenet5"], help="baselines to prepare")
+    prepare.add_argument("--models", nargs="+", default=["lenet300", "lenet5", "firenet"], help="baselines to prepare")
     prepare.set_defaults(run=cmd_prepare)
     _add_compression_commands(commands)
     student = commands.add_parser("student-copies", help="write the lecture notebooks for students: solutions replaced by stubs")

@@ -345,19 +345,6 @@ def train_firenet(recipe: Recipe = FIRENET_RECIPE, *, progress: bool = True) -> 
 
 def pretrained_firenet(*, progress: bool = True) -> FireNet:
     """Trained FireNet from the zoo's cache, trained (minutes, with a progress bar) and cached if missing (notebook 05)."""
-    path = zoo.checkpoint_path("firenet")
-    info_path = path.with_suffix(".json")
-    fresh = path.is_file() and info_path.is_file()
-    if fresh:
-        try:
-            fresh = json.loads(info_path.read_text()).get("trained_by") == FIRENET_TRAINER
-        except ValueError:
-            fresh = False
-    if not fresh:
-        model, info = train_firenet(zoo.RECIPES["firenet"], progress=progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
-        _atomic_write(info_path, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
     return zoo.pretrained("firenet", progress=progress)
 
 
@@ -493,18 +480,6 @@ def summaries_frame(summaries: list[ArchSummary]):
             "paper: MB": paper.get("megabytes"),
         })
     return pd.DataFrame(rows).set_index("architecture")
-
-
-def fp32_megabytes(parameters: int) -> float:
-    """Size in MB (10**6 bytes) of ``parameters`` 32-bit floats."""
-    return parameters * FP32_BYTES / MB
-
-
-def compression_ratio(original_bytes: int, compressed_bytes: int) -> float:
-    """How many times smaller: ``original_bytes / compressed_bytes``."""
-    if compressed_bytes <= 0:
-        raise DclabError("compressed_bytes must be positive")
-    return original_bytes / compressed_bytes
 
 
 # ---------------------------------------------------------------- SqueezeNet + Deep Compression
@@ -681,5 +656,5 @@ def mnist_size_rows(comparison: list[dict]) -> list[SizeRow]:
     return rows
 
 
-zoo.register("firenet", FireNet, FIRENET_RECIPE, "FireNet (MNIST)")
+zoo.register("firenet", FireNet, FIRENET_RECIPE, "FireNet (MNIST)", trainer=train_firenet)
 register_architecture("squeezenet1_0", SqueezeNet, "SqueezeNet 1.0")

@@ -44,10 +44,23 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def register(name: str, builder: Callable[[], nn.Module], recipe: Recipe, title: str | None = None) -> None:
+# A model whose training is not the plain loop (FireNet trains with BatchNorm, then folds it)
+# registers its own trainer: ``trainer(recipe, progress=...) -> (trained model, info dict)``.
+TRAINERS: dict[str, Callable[..., tuple[nn.Module, dict]]] = {}
+
+
+def register(
+    name: str,
+    builder: Callable[[], nn.Module],
+    recipe: Recipe,
+    title: str | None = None,
+    trainer: Callable[..., tuple[nn.Module, dict]] | None = None,
+) -> None:
     """Add a trainable baseline (e.g. the Fire-module network of notebook 05)."""
     models.register_architecture(name, builder, title)
     RECIPES[name] = recipe
+    if trainer is not None:
+        TRAINERS[name] = trainer
 
 
 def checkpoint_path(name: str) -> Path:
@@ -77,6 +90,10 @@ def train_baseline(name: str, *, progress: bool = True) -> dict:
     """Train ``name`` from scratch with its recipe, cache it, and return what was measured."""
     recipe = _recipe(name)
     torch.manual_seed(recipe.seed)  # the initial weights too: the same recipe gives the same model
+    if name in TRAINERS:
+        model, info = TRAINERS[name](recipe, progress=progress)
+        _save(name, model, info)
+        return info
     model = models.build(name)
     start = time.perf_counter()
     train(
@@ -98,11 +115,15 @@ def train_baseline(name: str, *, progress: bool = True) -> dict:
         "threads": torch.get_num_threads(),
         "recipe": asdict(recipe),
     }
+    _save(name, model, info)
+    return info
+
+
+def _save(name: str, model: nn.Module, info: dict) -> None:
     path = checkpoint_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_save(path, lambda tmp: torch.save(model.state_dict(), tmp))
     _atomic_save(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
-    return info
 
 
 def _recipe(name: str) -> Recipe:

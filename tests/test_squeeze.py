@@ -187,6 +187,18 @@ def test_offline_squeezenet_weights_fail_fast_and_say_they_are_untrained(monkeyp
     assert isinstance(got.model, sq.SqueezeNet)
 
 
+def test_downloaded_squeezenet_weights_are_loaded_under_our_names(monkeypatch):
+    torch.manual_seed(1)
+    downloaded = torchvision.models.squeezenet1_0(weights=None)  # stands in for the ImageNet weights
+    real = torchvision.models.squeezenet1_0
+    monkeypatch.setattr(torchvision.models, "squeezenet1_0",
+                        lambda weights=None: downloaded if weights == "DEFAULT" else real(weights=weights))
+    got = sq.squeezenet1_0_weights()
+    assert got.trained and "indicative" not in got.note
+    assert torch.equal(got.model.fire9.expand3x3.weight, downloaded.features[12].expand3x3.weight)
+    assert torch.equal(got.model.conv10.bias, downloaded.classifier[1].bias)
+
+
 def test_compress_squeezenet_writes_a_real_dcz_that_loads_back(monkeypatch):
     from dclab.pipeline import load_model
 
