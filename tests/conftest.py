@@ -158,6 +158,18 @@ class DashboardPage:
             self.errors.append(f"outside request (the page must work offline): {url}")
             route.abort()
 
+    def text(self, selector: str) -> str:
+        """The visible text of the first element matching ``selector``."""
+        return self.page.locator(selector).first.inner_text()
+
+    def wait_for_change(self, selector: str, old: str, timeout_ms: int = 60_000) -> str:
+        """Wait until the text at ``selector`` differs from ``old``; return the new text."""
+        self.page.wait_for_function(
+            "([sel, old]) => { const e = document.querySelector(sel); return e && e.innerText !== old; }",
+            arg=[selector, old], timeout=timeout_ms,
+        )
+        return self.text(selector)
+
     def assert_no_errors(self) -> None:
         assert not self.errors, "the page logged errors:\n" + "\n".join(self.errors + self.failed_requests)
 

@@ -9,22 +9,10 @@ PLOT_SUM = """(trace) => {
 }"""
 
 
-def _text(page, selector: str) -> str:
-    return page.locator(selector).first.inner_text()
-
-
-def _wait_for_change(page, selector: str, old: str, timeout_ms: int = 60_000) -> str:
-    page.wait_for_function(
-        "([sel, old]) => { const e = document.querySelector(sel); return e && e.innerText !== old; }",
-        arg=[selector, old], timeout=timeout_ms,
-    )
-    return _text(page, selector)
-
-
 def test_prune_explorer_slider_moves_accuracy_size_and_plot(open_dashboard):
     dash = open_dashboard("02_pruning.ipynb", wait_for=".dclab-prune-explorer .js-plotly-plot")
     page = dash.page
-    accuracy, size = _text(page, ".dclab-prune-accuracy"), _text(page, ".dclab-prune-size")
+    accuracy, size = dash.text(".dclab-prune-accuracy"), dash.text(".dclab-prune-size")
     assert "test accuracy" in accuracy and "bytes" in size
     survivors = page.evaluate(PLOT_SUM, 2)
     assert survivors > 0
@@ -32,21 +20,21 @@ def test_prune_explorer_slider_moves_accuracy_size_and_plot(open_dashboard):
     handle = page.locator(".dclab-prune-sparsity .noUi-handle")
     handle.focus()
     page.keyboard.press("End")  # 90% -> 99% sparsity
-    new_accuracy = _wait_for_change(page, ".dclab-prune-accuracy", accuracy)
-    new_size = _wait_for_change(page, ".dclab-prune-size", size)
+    new_accuracy = dash.wait_for_change(".dclab-prune-accuracy", accuracy)
+    new_size = dash.wait_for_change(".dclab-prune-size", size)
     assert "99" in page.locator(".dclab-prune-sparsity .widget-readout").inner_text()
     assert new_accuracy != accuracy and new_size != size
     page.wait_for_function(f"() => ({PLOT_SUM})(2) < {survivors}", timeout=30_000)
     assert page.evaluate(PLOT_SUM, 2) < survivors / 5
 
     page.keyboard.press("ArrowLeft")  # one step back: 98%
-    _wait_for_change(page, ".dclab-prune-accuracy", new_accuracy)
+    dash.wait_for_change(".dclab-prune-accuracy", new_accuracy)
 
     page.get_by_role("button", name="threshold (x std)").click()  # the other slider appears
     quality = page.locator(".dclab-prune-quality .noUi-handle")
     quality.wait_for(state="visible", timeout=30_000)
-    before = _text(page, ".dclab-prune-size")
+    before = dash.text(".dclab-prune-size")
     quality.focus()
     page.keyboard.press("ArrowRight")
-    _wait_for_change(page, ".dclab-prune-size", before)
+    dash.wait_for_change(".dclab-prune-size", before)
     dash.assert_no_errors()

@@ -9,37 +9,25 @@ CENTROIDS = """() => {
 }"""
 
 
-def _text(page, selector: str) -> str:
-    return page.locator(selector).first.inner_text()
-
-
-def _wait_for_change(page, selector: str, old: str, timeout_ms: int = 60_000) -> str:
-    page.wait_for_function(
-        "([sel, old]) => { const e = document.querySelector(sel); return e && e.innerText !== old; }",
-        arg=[selector, old], timeout=timeout_ms,
-    )
-    return _text(page, selector)
-
-
 def test_bit_width_slider_moves_accuracy_size_and_centroids(open_dashboard):
     dash = open_dashboard("03_weight_sharing.ipynb", wait_for=".dclab-bit-width .js-plotly-plot")
     page = dash.page
-    accuracy, size = _text(page, ".dclab-bits-accuracy"), _text(page, ".dclab-bits-size")
+    accuracy, size = dash.text(".dclab-bits-accuracy"), dash.text(".dclab-bits-size")
     assert "test accuracy" in accuracy and "bytes" in size
     assert page.evaluate(CENTROIDS) == 8  # 3 bits
 
     handle = page.locator(".dclab-bits-slider .noUi-handle")
     handle.focus()
     page.keyboard.press("ArrowRight")  # 3 -> 4 bits
-    new_size = _wait_for_change(page, ".dclab-bits-size", size)
+    new_size = dash.wait_for_change(".dclab-bits-size", size)
     assert "k = 16" in new_size
     page.wait_for_function(f"() => ({CENTROIDS})() === 16", timeout=30_000)
     page.keyboard.press("Home")  # 1 bit: two shared values
-    _wait_for_change(page, ".dclab-bits-size", new_size)
+    dash.wait_for_change(".dclab-bits-size", new_size)
     page.wait_for_function(f"() => ({CENTROIDS})() === 2", timeout=30_000)
-    assert _text(page, ".dclab-bits-accuracy") != accuracy
+    assert dash.text(".dclab-bits-accuracy") != accuracy
 
-    one_bit = _text(page, ".dclab-bits-accuracy")
+    one_bit = dash.text(".dclab-bits-accuracy")
     page.get_by_role("button", name="random").click()  # Forgy: two weights picked at random
-    _wait_for_change(page, ".dclab-bits-accuracy", one_bit)
+    dash.wait_for_change(".dclab-bits-accuracy", one_bit)
     dash.assert_no_errors()
