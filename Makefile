@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.dclab-installed
 
 .PHONY: setup prepare demo test lab benchmarks strip-notebooks
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard share/jupyter/voila/templates/dclab/*)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
@@ -25,16 +25,13 @@ prepare: setup
 	$(PY) -m dclab prepare
 
 demo: prepare
-	@echo ""
-	@echo "  dclab is starting: open http://$(HOST):$(PORT)/voila/render/00_start_here.ipynb"
-	@echo ""
-	$(PY) -m voila notebooks --no-browser --Voila.ip=$(HOST) --port=$(PORT)
+	$(PY) -m dclab serve --host=$(HOST) --port=$(PORT)
 
 test: prepare
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lab: prepare
-	$(VENV)/bin/jupyter lab --ip=$(HOST) --port=8888 notebooks
+	JUPYTER_PATH=$(CURDIR)/share/jupyter $(VENV)/bin/jupyter lab --ip=$(HOST) --port=8888 notebooks
 
 benchmarks: prepare
 	$(PY) benchmarks/run_all.py

@@ -16,19 +16,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "tests"))
 from _results import write_section  # noqa: E402
-from conftest import CHROMIUM, CHROMIUM_FLAGS, _free_port  # noqa: E402
+
+from dclab.serve import CHROMIUM, CHROMIUM_FLAGS, start_voila, stop  # noqa: E402
 
 NOTEBOOK = "06_deep_compression_dashboard.ipynb"
 GOAL_MS = 300
@@ -60,30 +57,6 @@ INSTALL = """() => {
                                                              attributes: true});
 }"""
 DONE = "() => { const s = window.__dclab; return s.chart !== null && s.accuracy !== null && s.kernel !== null; }"
-
-
-def start_voila(log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    out = open(log, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(ROOT / "notebooks"), "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1"],
-        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(base + "/voila/api/shutdown", timeout=2)
-        except urllib.error.HTTPError:
-            return proc, base
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit(f"Voila did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        else:
-            return proc, base
 
 
 def measure(base: str, network: str, control: str, moves: int, key: str) -> dict:
@@ -149,15 +122,12 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     log = Path("/tmp") / f"dclab-voila-bench-{os.getpid()}.log"
-    proc, base = start_voila(log)
+    with open(log, "wb") as out:
+        proc, base = start_voila(out)
     try:
         result = measure(base, args.network, args.control, args.moves, args.key)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     def stats(xs: list[float]) -> tuple[float, float, float, float]:
         xs = sorted(xs)
         return statistics.median(xs), xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))], xs[0], xs[-1]

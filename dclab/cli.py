@@ -148,12 +148,23 @@ def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(run=cmd_evaluate)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the notebooks as Voila dashboards on 127.0.0.1 (what ``make demo`` runs)."""
+    from .serve import serve
+
+    return serve(args.port, args.host)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dclab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     prepare = commands.add_parser("prepare", help="download MNIST and train/cache the baselines")
     prepare.add_argument("--models", nargs="+", default=["lenet300", "lenet5", "firenet"], help="baselines to prepare")
     prepare.set_defaults(run=cmd_prepare)
+    serve = commands.add_parser("serve", help="serve the notebooks as Voila dashboards (make demo)")
+    serve.add_argument("--port", type=int, default=8866, help="port (8866)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    serve.set_defaults(run=cmd_serve)
     _add_compression_commands(commands)
     student = commands.add_parser("student-copies", help="write the lecture notebooks for students: solutions replaced by stubs")
     student.add_argument("out_dir", metavar="OUT_DIR", help="folder for the student notebooks (created if missing)")

@@ -9,7 +9,7 @@ Models retrained along the way are cached as state dicts beside it.
 Sizes are measured: a pruned layer is really encoded in the relative-index
 sparse format (``encode_pruned``: ``dclab.sparse`` gaps + float32 values), a
 quantized one really written by ``dclab.container``. Accuracies are on all
-10,000 MNIST test digits. Long loops show tqdm.auto bars.
+10,000 MNIST test digits. Long loops show progress bars (dclab.progress).
 """
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import container, huffman, lowrank, prune, quantize, zoo
 from .data import Digits, load_mnist
 from .errors import DclabError
 from .models import compressible_layers, layer_kind
 from .paths import cache_dir
+from .progress import progress_bar
 from .sparse import decode_gaps, encode_gaps
 from .train import evaluate, train
 
@@ -300,7 +300,7 @@ def pruning_curves(
         test = _test()
         out = {"sparsity": sparsities, "baseline": evaluate(base, test), "no_retraining": [], "retrained": [],
                "iterative": [], "bytes": [], "dense_bytes": 4 * sum(p.numel() for p in base.parameters())}
-        bar = tqdm(total=2 * len(sparsities), desc="pruning curves", disable=not progress)
+        bar = progress_bar(2 * len(sparsities), "pruning curves", enabled=progress)
         for s in sparsities:
             masks = _masks(base, s, scope)
             out["no_retraining"].append(evaluate(masked_copy(base, masks), test))
@@ -338,7 +338,7 @@ def layer_sensitivity(
         base = copy.deepcopy(zoo.pretrained(name, progress=progress))
         test = _test()
         layers = list(prune.prunable_weights(base))
-        bar = tqdm(total=len(layers) * len(sparsities), desc="sensitivity", disable=not progress)
+        bar = progress_bar(len(layers) * len(sparsities), "sensitivity", enabled=progress)
         scan = prune.sensitivity_scan(base, lambda m: evaluate(m, test), sparsities,
                                       callback=lambda *_: bar.update())
         bar.close()
@@ -483,7 +483,7 @@ def accuracy_vs_bits(name: str = "lenet5", bits: Sequence[int] = range(1, 9), in
         kinds = {n: layer_kind(m) for n, m in compressible_layers(base).items()}
         out = {"bits": bits, "baseline": evaluate(base, test), "layers": kinds}
         groups = [k for k in ("conv", "fc") if k in kinds.values()]
-        bar = tqdm(total=len(groups) * len(bits), desc="accuracy vs bits", disable=not progress)
+        bar = progress_bar(len(groups) * len(bits), "accuracy vs bits", enabled=progress)
         for kind in groups:
             names = [n for n, k in kinds.items() if k == kind]
             out[kind] = []
@@ -513,7 +513,7 @@ def init_comparison(name: str = "lenet300", bits: Sequence[int] = range(1, 9),
         base = zoo.pretrained(name, progress=progress)
         test = _test()
         out = {"bits": bits, "baseline": evaluate(base, test), "accuracy": {}, "sse": {}}
-        bar = tqdm(total=len(inits) * len(bits), desc="centroid initialization", disable=not progress)
+        bar = progress_bar(len(inits) * len(bits), "centroid initialization", enabled=progress)
         for init in inits:
             out["accuracy"][init], out["sse"][init] = [], []
             for b in bits:
@@ -606,7 +606,7 @@ def compression_tradeoff(
                                                "accuracy": accuracy, "loss": baseline - accuracy})
 
         total = 2 * len(sparsities) + len(q_bits) + len(svd_keep)
-        bar = tqdm(total=total, desc="compression methods", disable=not progress)
+        bar = progress_bar(total, "compression methods", enabled=progress)
         for s in sparsities:
             model, masks = pruned_model(name, s, scope, epochs, progress=False)
             point("pruning", s, pruned_model_bytes(model, masks), evaluate(model, test))

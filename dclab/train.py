@@ -1,4 +1,4 @@
-"""Training and evaluation loops, seeded and deterministic on the CPU, with tqdm bars.
+"""Training and evaluation loops, seeded and deterministic on the CPU, with progress bars.
 
 ``after_step(model)`` runs after every optimizer step: that is where a pruner puts
 pruned weights back to zero (notebook 02) and a quantizer keeps codebooks shared.
@@ -11,9 +11,9 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import Digits
+from .progress import progress_bar
 
 
 def augment_shift(x: torch.Tensor, max_shift: float, generator: torch.Generator) -> torch.Tensor:
@@ -59,7 +59,7 @@ def train(
     steps_per_epoch = math.ceil(len(data) / batch_size)
     total_steps = max(1, epochs * steps_per_epoch)
     history = []
-    bar = tqdm(total=total_steps, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(total_steps, desc, enabled=progress)
     step = 0
     for epoch in range(epochs):
         model.train()
@@ -90,7 +90,7 @@ def train(
         }
         if eval_data is not None:
             record["test_accuracy"] = evaluate(model, eval_data)
-        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"}, refresh=False)
         history.append(record)
     bar.close()
     model.eval()

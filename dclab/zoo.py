@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -63,9 +64,13 @@ def register(
         TRAINERS[name] = trainer
 
 
+SEED_VARIABLE = "DCLAB_SEED"
+"""Set it (``DCLAB_SEED=1 make test``) to train and use baselines from another seed; unset means each recipe's own."""
+
+
 def checkpoint_path(name: str) -> Path:
-    """Where the trained weights of ``name`` are cached."""
-    return cache_dir() / "models" / f"{name}-{_recipe(name).tag()}.pt"
+    """Where the trained weights of ``name`` are cached (the seed is part of the name)."""
+    return cache_dir() / "models" / f"{name}-{recipe(name).tag()}.pt"
 
 
 def pretrained(name: str, *, progress: bool = True) -> nn.Module:
@@ -87,24 +92,44 @@ def baseline_info(name: str) -> dict:
 
 
 def train_baseline(name: str, *, progress: bool = True) -> dict:
-    """Train ``name`` from scratch with its recipe, cache it, and return what was measured."""
-    recipe = _recipe(name)
-    torch.manual_seed(recipe.seed)  # the initial weights too: the same recipe gives the same model
+    """Train ``name`` from scratch with its recipe, cache it, and return what was measured.
+
+    Prints one summary line (model, epochs, seconds, test error) to stderr when done.
+    """
+    chosen = recipe(name)
+    torch.manual_seed(chosen.seed)  # the initial weights too: the same recipe gives the same model
     if name in TRAINERS:
-        model, info = TRAINERS[name](recipe, progress=progress)
-        _save(name, model, info)
-        return info
+        model, info = TRAINERS[name](chosen, progress=progress)
+    else:
+        model, info = _train_plain(name, chosen, progress)
+    _save(name, model, info)
+    print(training_summary(name, info), file=sys.stderr, flush=True)
+    return info
+
+
+def training_summary(name: str, info: dict) -> str:
+    """``trained LeNet-5: 15 epochs in 300 s, test error 0.47% (target <= 0.80%, seed 0)``."""
+    chosen = info["recipe"]
+    met = "" if info["test_error"] <= chosen["target_error"] else " MISSED THE TARGET"
+    return (
+        f"trained {models.TITLES.get(name, name)}: {chosen['epochs']} epochs in {info['train_seconds']:.0f} s "
+        f"on {info['threads']} thread(s), test error {100 * info['test_error']:.2f}% "
+        f"(target <= {100 * chosen['target_error']:.2f}%{met}, seed {chosen['seed']})"
+    )
+
+
+def _train_plain(name: str, chosen: Recipe, progress: bool) -> tuple[nn.Module, dict]:
     model = models.build(name)
     start = time.perf_counter()
     train(
         model,
         load_mnist("train"),
-        recipe.epochs,
-        recipe.lr,
-        weight_decay=recipe.weight_decay,
-        batch_size=recipe.batch_size,
-        max_shift=recipe.max_shift,
-        seed=recipe.seed,
+        chosen.epochs,
+        chosen.lr,
+        weight_decay=chosen.weight_decay,
+        batch_size=chosen.batch_size,
+        max_shift=chosen.max_shift,
+        seed=chosen.seed,
         progress=progress,
         desc=f"training {models.TITLES.get(name, name)}",
     )
@@ -113,10 +138,9 @@ def train_baseline(name: str, *, progress: bool = True) -> dict:
         "test_error": test_error(model, load_mnist("test")),
         "train_seconds": time.perf_counter() - start,
         "threads": torch.get_num_threads(),
-        "recipe": asdict(recipe),
+        "recipe": asdict(chosen),
     }
-    _save(name, model, info)
-    return info
+    return model, info
 
 
 def _save(name: str, model: nn.Module, info: dict) -> None:
@@ -126,11 +150,18 @@ def _save(name: str, model: nn.Module, info: dict) -> None:
     _atomic_save(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
 
 
-def _recipe(name: str) -> Recipe:
+def recipe(name: str) -> Recipe:
+    """The recipe ``name`` is trained with, its seed replaced by ``$DCLAB_SEED`` when that is set."""
     models._register_lazy_architectures()
     if name not in RECIPES:
         raise DclabError(f"no trained baseline called {name!r}; choose one of: {', '.join(sorted(RECIPES))}")
-    return RECIPES[name]
+    seed = os.environ.get(SEED_VARIABLE, "").strip()
+    if not seed:
+        return RECIPES[name]
+    if not seed.isdigit():
+        raise DclabError(f"{SEED_VARIABLE} must be a whole number such as 1 (or unset for the recipes' own seeds), "
+                         f"not {seed!r}")
+    return replace(RECIPES[name], seed=int(seed))
 
 
 def _atomic_save(path: Path, save: Callable[[str], None]) -> None:

@@ -7,10 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from dclab.serve import CHROMIUM, CHROMIUM_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last (stable order otherwise): by then the notebooks' experiments are in the cache, so a
+    page under Voila opens in seconds instead of computing them while a browser waits."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -47,63 +55,20 @@ def lenet5():
 
 # ---------------------------------------------------------------- real browser under Voila
 
-CHROMIUM = os.environ.get("DCLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def voila_server(tmp_path_factory):
-    """Voila serving notebooks/ on 127.0.0.1 with the repo's voila.json; yields the base URL."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    """Voila serving notebooks/ on 127.0.0.1 with the repo's voila.json (dclab.serve); yields the base URL."""
+    from dclab.errors import DclabError
+    from dclab.serve import start_voila, stop
 
-    port = _free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(NOTEBOOKS), "--no-browser", f"--port={port}",
-             "--Voila.ip=127.0.0.1"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
         try:
-            urllib.request.urlopen(base + "/voila/api/shutdown", timeout=2)
-        except urllib.error.HTTPError:
-            break  # the server answers (405 or 404 is fine)
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"Voila did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        else:
-            break
+            proc, base = start_voila(out)
+        except DclabError as exc:
+            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
     yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -124,39 +89,26 @@ def chromium():
 class DashboardPage:
     """A Voila page in Chromium that records page errors and console errors."""
 
-    IGNORED_CONSOLE = ("favicon", "Failed to load resource: the server responded with a status of 404")
+    IGNORED_CONSOLE = ("favicon",)
 
     def __init__(self, page):
         self.page = page
         self.errors: list[str] = []
         page.on("pageerror", self._page_error)
         page.on("console", self._console)
-        page.on("requestfailed", lambda req: self.failed_requests.append(req.url))
-        self.failed_requests: list[str] = []
-
-    # jupyterlab-plotly renders a static figure, then asks the output model to keep a PNG
-    # snapshot through ``setData``, which Voila's output model lacks: harmless, the figure is drawn.
-    IGNORED_PAGE_ERRORS = ("setData is not a function",)
+        page.on("requestfailed", lambda req: self.errors.append(f"request failed: {req.url} ({req.failure})"))
 
     def _page_error(self, exc) -> None:
-        if not any(s in str(exc) for s in self.IGNORED_PAGE_ERRORS):
-            self.errors.append(f"pageerror: {exc}")
+        self.errors.append(f"pageerror: {exc}")
 
     def _console(self, msg) -> None:
         if msg.type == "error" and not any(s in msg.text for s in self.IGNORED_CONSOLE):
             self.errors.append(f"console: {msg.text}")
 
-    # Voila's lab template links Font Awesome from a CDN; this machine is offline, so the tests
-    # serve an empty stylesheet for it. Any other outside request is a bug (the app must work offline).
-    CDN_STYLESHEETS = ("https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@",)
-
-    def offline_request(self, route) -> None:
-        url = route.request.url
-        if url.startswith(self.CDN_STYLESHEETS):
-            route.fulfill(status=200, content_type="text/css", body="")
-        else:
-            self.errors.append(f"outside request (the page must work offline): {url}")
-            route.abort()
+    def outside_request(self, route) -> None:
+        """Every asset must come from 127.0.0.1 (a classroom may have no internet): any other request fails the test."""
+        self.errors.append(f"outside request (the page must work offline): {route.request.url}")
+        route.abort()
 
     def text(self, selector: str) -> str:
         """The visible text of the first element matching ``selector``."""
@@ -170,8 +122,15 @@ class DashboardPage:
         )
         return self.text(selector)
 
+    def wait_until_executed(self, timeout_ms: int = 600_000) -> None:
+        """Wait until Voila has run every cell and shown the page (its loading spinner is removed)."""
+        self.page.wait_for_function("() => !document.getElementById('loading')", timeout=timeout_ms)
+        self.page.wait_for_timeout(1500)  # the last outputs' views render
+
     def assert_no_errors(self) -> None:
-        assert not self.errors, "the page logged errors:\n" + "\n".join(self.errors + self.failed_requests)
+        """No page error, console error or failed or outside request, from opening until every cell has run."""
+        self.wait_until_executed()
+        assert not self.errors, "the page logged errors:\n" + "\n".join(self.errors)
 
 
 @pytest.fixture
@@ -179,12 +138,14 @@ def open_dashboard(chromium, voila_server):
     """``open_dashboard("02_pruning.ipynb", wait_for=".dclab-prune-explorer")`` -> DashboardPage."""
     contexts = []
 
-    def open_(notebook: str, wait_for: str = ".jupyter-widgets", timeout_s: float = 300) -> DashboardPage:
+    def open_(notebook: str, wait_for: str = ".jupyter-widgets", timeout_s: float = 600) -> DashboardPage:
+        # Voila streams the page while the kernel runs the cells; on an empty cache a lecture first computes
+        # its experiments (minutes), so wait for the first bytes, then for the element, not for "load"
         context = chromium.new_context(viewport={"width": 1400, "height": 1000})
         contexts.append(context)
         dashboard = DashboardPage(context.new_page())
-        context.route(lambda url: not url.startswith(voila_server), dashboard.offline_request)
-        dashboard.page.goto(f"{voila_server}/voila/render/{notebook}", timeout=timeout_s * 1000)
+        context.route(lambda url: not url.startswith(voila_server), dashboard.outside_request)
+        dashboard.page.goto(f"{voila_server}/voila/render/{notebook}", timeout=timeout_s * 1000, wait_until="commit")
         dashboard.page.wait_for_selector(wait_for, timeout=timeout_s * 1000)
         return dashboard
 

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 CORE = ["errors", "hardware", "numformats", "prune", "quantize", "lowrank", "sparse", "huffman", "container"]
-MIDDLE = ["paths", "data", "models", "train", "zoo", "pipeline", "lectures", "exercises", "student", "coding_analysis", "experiments", "session", "squeeze"]
+MIDDLE = ["paths", "progress", "serve", "data", "models", "train", "zoo", "pipeline", "lectures", "exercises", "student", "coding_analysis", "experiments", "session", "squeeze"]
 
 BLOCKER = """
 import importlib, sys

@@ -50,3 +50,45 @@ def test_pretrained_models_are_fresh_copies(lenet300):
     a.ip1.weight.data.zero_()
     b = zoo.pretrained("lenet300")
     assert b.ip1.weight.abs().sum() > 0
+
+
+def test_seed_variable_picks_another_baseline_and_bad_values_say_what_to_do(monkeypatch):
+    from dclab.errors import DclabError
+
+    monkeypatch.delenv(zoo.SEED_VARIABLE, raising=False)
+    default = zoo.checkpoint_path("lenet300")
+    assert zoo.recipe("lenet300") == zoo.RECIPES["lenet300"]
+    monkeypatch.setenv(zoo.SEED_VARIABLE, "3")
+    assert zoo.recipe("lenet300").seed == 3 and zoo.recipe("lenet5").seed == 3
+    assert zoo.checkpoint_path("lenet300") != default and zoo.checkpoint_path("lenet300").name.endswith("-s3.pt")
+    assert zoo.recipe("lenet300").target_error == zoo.RECIPES["lenet300"].target_error
+    for bad in ("one", "-1", "1.5"):
+        monkeypatch.setenv(zoo.SEED_VARIABLE, bad)
+        with pytest.raises(DclabError, match="DCLAB_SEED must be a whole number"):
+            zoo.checkpoint_path("lenet300")
+
+
+def test_training_summary_is_one_line_with_what_was_measured():
+    info = {"test_error": 0.0047, "train_seconds": 299.6, "threads": 2,
+            "recipe": {"epochs": 15, "target_error": 0.008, "seed": 0}}
+    assert zoo.training_summary("lenet5", info) == (
+        "trained LeNet-5: 15 epochs in 300 s on 2 thread(s), test error 0.47% (target <= 0.80%, seed 0)")
+    missed = zoo.training_summary("lenet5", {**info, "test_error": 0.009})
+    assert "MISSED THE TARGET" in missed and "\n" not in missed
+
+
+def test_progress_in_a_log_is_a_line_now_and_then(capsys):
+    from dclab import progress
+
+    bar = progress.progress_bar(10_000, "steps")  # stderr is captured: not a terminal
+    assert bar.mininterval == progress.LOG_INTERVAL_S and bar.leave
+    for _ in range(10_000):
+        bar.update(1)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert 1 <= len(lines) <= 3 and "10000/10000" in lines[-1]  # the first and last states: not one per step
+    assert all("\r" not in line for line in lines)
+    quiet = progress.progress_bar(10, "steps", enabled=False)
+    quiet.update(10)
+    quiet.close()
+    assert capsys.readouterr().err == ""

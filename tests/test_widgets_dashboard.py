@@ -207,9 +207,9 @@ def test_dashboard_opens_on_lenet300_with_real_numbers(dashboard, mnist_test, le
 @pytest.mark.slow
 def test_each_control_changes_what_it_should(dashboard, mnist_test):
     box = dashboard
-    box.fc_sparsity.value = 0.8  # an accurate start (at 0.9 without retraining the network is already broken)
+    box.fc_sparsity.value = 0.5  # an accurate start: half the weights pruned costs little even without retraining
     start = box.snapshot
-    assert start.accuracy > 0.95
+    assert start.accuracy > start.baseline_accuracy - 0.01
     before = {"shown": shown(box), "water": waterfall(box), "rows": table_rows(box)}
 
     box.fc_bits.value = 2  # fewer shared weights: smaller file, lower accuracy, no new masks
@@ -231,7 +231,7 @@ def test_each_control_changes_what_it_should(dashboard, mnist_test):
     assert box.snapshot.accuracy != start.accuracy
     assert waterfall(box)[1] < before["water"][1]
     assert_consistent(box, mnist_test)
-    box.fc_sparsity.value = 0.8
+    box.fc_sparsity.value = 0.5
 
     box.huffman.value = False  # the fixed-width file: bigger, same accuracy, Huffman step off
     assert box.snapshot.accuracy == start.accuracy

@@ -75,13 +75,20 @@ def test_fewer_bits_cost_accuracy_and_bytes(widget, lenet300, mnist_test):
     assert _shown_accuracy(widget) == pytest.approx(100 * expected, abs=0.005)
 
 
-def test_initialization_changes_the_centroids(widget):
-    widget.layer.value, widget.bits.value, widget.init.value = "ip2", 2, "linear"
-    linear = _lines(widget.figure.data[1])
-    widget.init.value = "density"
-    density = _lines(widget.figure.data[1])
-    assert linear != density
-    assert max(abs(c) for c in linear) > max(abs(c) for c in density)  # linear keeps the large weights
+def test_initialization_sets_where_k_means_starts(widget, lenet300):
+    widget.layer.value, widget.bits.value = "ip2", 2
+    w = lenet300.ip2.weight.detach()
+    x = np.sort(w.reshape(-1).double().numpy())
+    starts = {how: quantize.init_centroids(x, 4, how) for how in quantize.INITS}
+    # what the method guarantees: linear spans min..max, density sits inside the quantiles
+    assert starts["linear"][0] == x[0] and starts["linear"][-1] == x[-1]
+    assert x[0] <= starts["density"][0] and starts["density"][-1] <= x[-1]
+    assert not np.allclose(starts["linear"], starts["density"])
+    for how in quantize.INITS:  # the lines drawn are those of k-means run from that start
+        widget.init.value = how
+        book = quantize.quantize_layer(w, None, 2, how)
+        assert _lines(widget.figure.data[1]) == pytest.approx(sorted(book.centroids.tolist()))
+        assert f"{how} initialization" in widget.accuracy_label.value
 
 
 def test_switching_layers_restores_the_previous_one(widget, lenet300):

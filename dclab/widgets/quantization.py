@@ -149,7 +149,8 @@ def bit_width_explorer(
         acc = r["accuracy"]
         accuracy_label.value = (
             f'<div style="font-size:1.15em"><b>test accuracy</b> with {escape(name)} sharing {book.n_clusters} '
-            f'values (other layers fp32, no retraining): <b class="dclab-bits-accuracy-value">{100 * acc:.2f}%</b> '
+            f'values ({escape(state["init"])} initialization; other layers fp32, no retraining): '
+            f'<b class="dclab-bits-accuracy-value">{100 * acc:.2f}%</b> '
             f"(fp32 {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)</div>"
         )
         n = r["n"]

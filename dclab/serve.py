@@ -1,0 +1,99 @@
+"""Serving the notebooks as Voila dashboards: the one launcher behind ``make demo``, the tests and the benchmarks.
+
+Voila runs with the repository's ``voila.json`` (template ``dclab``: every asset from
+127.0.0.1; kernel culling; the capstone's preheated kernel). In a source checkout, where an
+editable install does not copy the template into the environment, ``JUPYTER_PATH`` is
+pointed at the checkout's ``share/jupyter`` so Voila finds it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+from .errors import DclabError
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = CHECKOUT / "notebooks"
+SHARE = CHECKOUT / "share" / "jupyter"
+HOST = "127.0.0.1"
+
+# Headless Debian Chromium for the browser tests and benchmarks (Playwright's own browsers cannot be
+# downloaded offline); the flags keep it from calling out to Google's services.
+CHROMIUM = os.environ.get("DCLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def voila_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the checkout's templates on ``JUPYTER_PATH``."""
+    env = dict(os.environ if base is None else base)
+    if SHARE.is_dir():
+        paths = [str(SHARE), *[p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p]]
+        env["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def voila_command(port: int, notebooks: Path = NOTEBOOKS, host: str = HOST) -> list[str]:
+    """The command line that serves ``notebooks`` on ``host:port``."""
+    return [sys.executable, "-m", "voila", str(notebooks), "--no-browser", f"--port={port}", f"--Voila.ip={host}"]
+
+
+def start_voila(log: IO[bytes], port: int | None = None, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
+    """Start Voila in the background, wait until it answers; ``(process, base URL)``."""
+    port = port or free_port()
+    proc = subprocess.Popen(voila_command(port), cwd=CHECKOUT, env=voila_environment(),
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(base + "/voila/api/shutdown", timeout=2)
+        except urllib.error.HTTPError:
+            return proc, base  # the server answers (405 or 404 is fine)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise DclabError(f"Voila did not start on {base} (see its log)") from None
+            time.sleep(0.5)
+        else:
+            return proc, base
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 20) -> None:
+    """Ask Voila to stop; kill it if it has not within ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def serve(port: int, host: str = HOST) -> int:
+    """Serve the dashboards in the foreground (``python -m dclab serve``) until interrupted."""
+    print(f"\n  dclab is starting: open http://{host}:{port}/voila/render/00_start_here.ipynb\n", flush=True)
+    try:
+        return subprocess.call(voila_command(port, host=host), cwd=CHECKOUT, env=voila_environment())
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,34 @@
+"""Static figures under Voila: offline HTML that brings plotly.js once and asks no CDN for anything."""
+import re
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from dclab.viz import page
+
+
+def test_offline_html_carries_plotlyjs_once_and_no_cdn():
+    renderer = page.OfflineHtmlRenderer()
+    fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4])).to_dict()
+    first, second = (renderer.to_mimebundle(fig)["text/html"] for _ in range(2))
+    assert list(renderer.to_mimebundle(fig)) == ["text/html"]  # never jupyterlab-plotly's mime type
+    assert len(first) > 1_000_000 > len(second)  # plotly.js itself, then only the figure
+    assert "Plotly.newPlot" in second
+    for html in (first, second):
+        assert not re.search(r"<script[^>]*\bsrc=", html)  # nothing loaded from anywhere (no MathJax, no CDN)
+    assert "cdn.plot.ly" not in second and "mathjax" not in second.lower()
+
+
+def test_voila_kernels_switch_to_offline_html(monkeypatch):
+    for name in page.VOILA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert not page.under_voila()
+    monkeypatch.setenv("VOILA_BASE_URL", "/")
+    assert page.under_voila()
+    before = pio.renderers.default
+    try:
+        page.use_offline_html()
+        page.use_offline_html()
+        assert pio.renderers.default == page.RENDERER
+    finally:
+        pio.renderers.default = before
