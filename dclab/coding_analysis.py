@@ -33,11 +33,13 @@ import numpy as np
 import torch
 
 from dclab import huffman
+from dclab.cache import fingerprint
 from dclab.errors import DclabError
 from dclab.sparse import encode_gaps
 
 if TYPE_CHECKING:  # the pipeline (and torch training) load only when a run is asked for
     import pandas
+
     from dclab.container import DczModel
     from dclab.pipeline import CompressionConfig, CompressionReport
 
@@ -386,8 +388,7 @@ def compressed_path(arch: str, config: "CompressionConfig") -> Path:
     from dclab.paths import cache_dir
 
     baseline = zoo.checkpoint_path(arch)
-    stamp = f"{baseline.name}:{baseline.stat().st_size}:{baseline.stat().st_mtime_ns}" if baseline.is_file() else ""
-    key = json.dumps({"version": CACHE_VERSION, "arch": arch, "baseline": stamp, "config": config.to_dict()},
+    key = json.dumps({"version": CACHE_VERSION, "arch": arch, "baseline": fingerprint(baseline), "config": config.to_dict()},
                      sort_keys=True, default=str)
     return cache_dir() / "compressed" / f"{arch}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.dcz"
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from dclab import huffman
+from dclab.cache import atomic_write_bytes
 from dclab.errors import DclabError, DczFormatError
 from dclab.sparse import MAX_INDEX_BITS, encode_gaps
 
@@ -353,10 +354,7 @@ def write_dcz(
 ) -> int:
     """Write a ``.dcz`` file (via a temporary file and a rename); returns the bytes written (notebooks 04, 06)."""
     data = to_bytes(arch, layers, huffman=huffman, meta=meta)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return len(data)
 
 

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import hashlib
 import json
 import math
-import os
-import struct
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -29,13 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import container, huffman, lowrank, prune, quantize, zoo
+from . import container, lowrank, prune, quantize, zoo
+from .cache import atomic_write, fingerprint
 from .data import Digits, load_mnist
-from .errors import DclabError
 from .models import compressible_layers, layer_kind
 from .paths import cache_dir
 from .progress import progress_bar
-from .sparse import decode_gaps, encode_gaps
+from .sparse import decode_gaps, decode_pruned, encode_gaps, encode_pruned  # noqa: F401  (re-exported)
 from .train import evaluate, train
 
 __all__ = [
@@ -95,28 +92,15 @@ def single_thread() -> Iterator[None]:
 
 
 def _baseline_fingerprint(name: str) -> str:
-    """The baseline's checkpoint name plus a hash of its bytes, so retraining it invalidates results."""
+    """The baseline's fingerprint (``dclab.cache``), so retraining it invalidates results."""
     zoo.pretrained(name)  # trains and caches it when missing
-    path = zoo.checkpoint_path(name)
-    return f"{path.stem}:{_file_hash(str(path), path.stat().st_mtime_ns)}"
-
-
-@functools.lru_cache(maxsize=16)
-def _file_hash(path: str, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return fingerprint(zoo.checkpoint_path(name))
 
 
 def _cache_path(kind: str, settings: Mapping, suffix: str) -> Path:
     key = json.dumps({"version": CACHE_VERSION, **settings}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / "experiments" / f"{kind}-{digest}{suffix}"
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def cached_result(kind: str, settings: Mapping, compute: Callable[[], dict], refresh: bool = False) -> dict:
@@ -134,7 +118,7 @@ def cached_result(kind: str, settings: Mapping, compute: Callable[[], dict], ref
         result = compute()
     result = json.loads(json.dumps(result))  # what a later run will read back
     record = {"settings": settings, "seconds": time.perf_counter() - start, "result": result}
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, default=str)))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, default=str)))
     return result
 
 
@@ -149,7 +133,7 @@ def _cached_state(kind: str, settings: Mapping, model: nn.Module, compute: Calla
             pass
     with single_thread():
         compute(model)
-    _atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
+    atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
     return model.eval()
 
 
@@ -162,44 +146,6 @@ def _train() -> Digits:
 
 
 # ---------------------------------------------------------------- pruned layers as bytes
-
-
-def encode_pruned(w: torch.Tensor, mask: torch.Tensor, index_bits: int = 5) -> bytes:
-    """A pruned layer in the relative-index sparse format: gaps of ``index_bits`` + float32 values (notebook 02).
-
-    Layout: u32 entries, u32 weights, the gap codes packed at ``index_bits`` bits
-    each (``dclab.sparse``, filler zeros included), then one little-endian
-    float32 per entry (0.0 for a filler). This is the pruning-only stage of Deep
-    Compression: positions cost ``index_bits``, values stay 32-bit floats.
-    """
-    if tuple(mask.shape) != tuple(w.shape):
-        raise DclabError(f"mask is shaped {tuple(mask.shape)} but the weight is {tuple(w.shape)}")
-    keep = mask.detach().reshape(-1).cpu().numpy().astype(np.uint8)
-    layer = encode_gaps(keep, index_bits)
-    values = np.zeros(layer.n_entries, dtype="<f4")
-    real = layer.values != 0
-    values[real] = w.detach().reshape(-1).cpu().numpy()[layer.positions[real]]
-    gaps, _ = huffman.pack_codes(layer.gap_codes, index_bits)
-    return struct.pack("<II", layer.n_entries, layer.length) + gaps + values.tobytes()
-
-
-def decode_pruned(data: bytes, shape: Sequence[int], index_bits: int = 5) -> torch.Tensor:
-    """The dense float32 weight back from ``encode_pruned`` bytes (zeros where pruned)."""
-    if len(data) < 8:
-        raise DclabError("pruned-layer bytes are too short: they start with two u32 counts")
-    n_entries, length = struct.unpack_from("<II", data)
-    if length != math.prod(shape):
-        raise DclabError(f"the bytes hold {length} weights, not the {math.prod(shape)} of shape {tuple(shape)}")
-    gap_bytes = (n_entries * index_bits + 7) // 8
-    if len(data) != 8 + gap_bytes + 4 * n_entries:
-        raise DclabError(f"{len(data)} bytes do not hold {n_entries} entries of {index_bits}-bit gaps + float32")
-    gaps = huffman.unpack_fixed(data[8 : 8 + gap_bytes], n_entries, index_bits) + 1
-    values = np.frombuffer(data[8 + gap_bytes :], dtype="<f4")
-    slots = decode_gaps(gaps, np.arange(1, n_entries + 1), length)  # entry number + 1 at each stored position
-    dense = np.zeros(length, dtype=np.float32)
-    stored = slots > 0
-    dense[stored] = values[slots[stored] - 1]
-    return torch.from_numpy(dense).reshape(tuple(shape))
 
 
 def _index_bits(module: nn.Module) -> int:

@@ -18,18 +18,26 @@ import math
 import numbers
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from . import container, models
+from .cache import atomic_write_bytes
 from .container import CompressedLayer, DczModel, LayerStats
 from .data import Digits, load_mnist
 from .errors import DclabError
-from .prune import Pruner, _check_quality, _check_sparsity, magnitude_mask
+from .prune import (
+    MagnitudeOrder,
+    Pruner,
+    check_quality,
+    check_sparsity,
+    magnitude_mask,
+    threshold_mask,
+)
 from .quantize import (
     DEFAULT_BITS,
     INITS,
@@ -40,7 +48,7 @@ from .quantize import (
     share_weights_,
     unshare_weights_,
 )
-from .sparse import count_entries
+from .sparse import encode_pruned
 
 __all__ = [
     "PAPER_SPARSITY",
@@ -132,9 +140,9 @@ class CompressionConfig:
         if self.sparsity is not None and self.quality is not None:
             raise DclabError("give sparsity or quality, not both")
         for name, value in _per_layer_items(self.sparsity):
-            _check_sparsity(value, f" of layer {name!r}" if name else "")
+            check_sparsity(value, f" of layer {name!r}" if name else "")
         for name, value in _per_layer_items(self.quality):
-            _check_quality(value, f" of layer {name!r}" if name else "")
+            check_quality(value, f" of layer {name!r}" if name else "")
         check_bits(self.conv_bits, " for conv layers")
         check_bits(self.fc_bits, " for fc layers")
         for name, bits in self.layer_bits.items():
@@ -390,11 +398,7 @@ class CompressionResult:
 
     def save(self, path: str | os.PathLike) -> int:
         """Write the ``.dcz`` file; returns the bytes on disk."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.dcz)
-        os.replace(tmp, path)
-        return path.stat().st_size
+        return atomic_write_bytes(path, self.dcz)
 
     def __repr__(self) -> str:
         return f"CompressionResult({self.report!r})"
@@ -406,7 +410,6 @@ class CompressionResult:
 
 def arch_of(model: nn.Module) -> str:
     """The zoo name of a model (``"lenet300"``...) from its class."""
-    models._register_lazy_architectures()
     for name, builder in models.BUILDERS.items():
         if isinstance(builder, type) and type(model) is builder:
             return name
@@ -415,7 +418,7 @@ def arch_of(model: nn.Module) -> str:
     )
 
 
-def _layer_sparsities(
+def layer_sparsities(
     model: nn.Module, arch: str | None, config: CompressionConfig
 ) -> dict[str, float]:
     """The final sparsity of every compressible layer (quality converted on the current weights)."""
@@ -430,7 +433,7 @@ def _layer_sparsities(
                 out[name] = 0.0
                 continue
             w = module.weight.detach()
-            pruned = (w.abs() < q * w.float().std()).sum().item() / w.numel()
+            pruned = 1 - threshold_mask(w, q).sum().item() / w.numel()  # the one quality rule (dclab.prune)
             out[name] = min(pruned, 1 - 1 / w.numel())  # keep at least one weight
         return out
     sparsity = config.sparsity
@@ -458,12 +461,25 @@ def _schedule(final: float, step: int, steps: int) -> float:
     return 1.0 - (1.0 - final) ** (step / steps)
 
 
-def _stage_bytes(stats: list[LayerStats], fixed_bytes: int, huffman_bytes: int) -> dict[str, int]:
-    """The waterfall's sizes: dense, pruned (float32 values + gaps), and the two .dcz files."""
+def _stage_bytes(stats: list[LayerStats], pruned_bytes: int, fixed_bytes: int, huffman_bytes: int) -> dict[str, int]:
+    """The waterfall's sizes, each one measured: dense, pruned, and the two .dcz files."""
     dense = sum(4 * s.n_weights + s.bias_bytes for s in stats)
-    # pruned only: every stored entry (fillers too) keeps a float32 value and an index_bits gap
-    pruned = sum((s.n_entries * (32 + s.index_bits) + 7) // 8 + s.bias_bytes for s in stats)
+    pruned = pruned_bytes + sum(s.bias_bytes for s in stats)
     return {"dense": dense, "pruned": pruned, "pruned + quantized": fixed_bytes, "+ Huffman": huffman_bytes}
+
+
+def pruned_stage_bytes(layers: Sequence[CompressedLayer]) -> int:
+    """The pruning-only stage of a ``.dcz``'s layers, measured (notebooks 02, 04, 06): each sparse layer
+    really written by ``sparse.encode_pruned`` (its gaps + one float32 value per entry, fillers too),
+    a dense one as float32. Biases are not counted here."""
+    total = 0
+    for layer in layers:
+        if layer.index_bits:
+            weights = layer.centroids[layer.indices]
+            total += len(encode_pruned(weights, layer.indices != 0, layer.index_bits))
+        else:
+            total += 4 * layer.indices.numel()
+    return total
 
 
 def _encode(
@@ -513,7 +529,7 @@ def report_from_dcz(dcz: DczModel | bytes, **extra: Any) -> CompressionReport:
     return CompressionReport(
         arch=model.arch,
         layers=[LayerReport.from_stats(s) for s in stats],
-        stage_bytes=_stage_bytes(stats, fixed, coded),
+        stage_bytes=_stage_bytes(stats, pruned_stage_bytes(model.layers), fixed, coded),
         file_bytes=model.n_bytes,
         **fields,
     )
@@ -523,21 +539,22 @@ def _number(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def _finish(
+def encode_dcz(
     arch: str,
     compressed: nn.Module,
     codebooks: dict[str, Codebook],
     config: CompressionConfig,
     meta: dict[str, Any],
 ) -> tuple[bytes, CompressionReport]:
-    """Encode both ways; return the configured file's bytes and the report."""
+    """The one ``.dcz`` encoder of a compressed model: encode both ways (fixed-width and Huffman), return
+    the configured file's bytes and the report measured from those bytes."""
     layers = models.compressible_layers(compressed)
     fixed, coded = _encode(arch, layers, codebooks, config, meta)
     read = container.from_bytes(coded)
     report = CompressionReport(
         arch=arch,
         layers=[LayerReport.from_stats(s) for s in read.layer_stats()],
-        stage_bytes=_stage_bytes(read.layer_stats(), len(fixed), len(coded)),
+        stage_bytes=_stage_bytes(read.layer_stats(), pruned_stage_bytes(read.layers), len(fixed), len(coded)),
         file_bytes=len(coded if config.huffman else fixed),
         test_error_before=_number(meta.get("test_error_before")),
         test_error_after=_number(meta.get("test_error_after")),
@@ -579,7 +596,7 @@ def compress(
     net = copy.deepcopy(model).cpu()
     layers = models.compressible_layers(net)
     error_before = test_error(net, test_data)
-    final = _layer_sparsities(net, arch, config)
+    final = layer_sparsities(net, arch, config)
 
     # 1. prune iteratively, retraining the survivors after each step (pruned weights stay 0)
     masks: dict[str, torch.Tensor | None] = {name: None for name in layers}
@@ -629,7 +646,7 @@ def compress(
         "seconds": round(time.perf_counter() - start, 3),
         "config": config.to_dict(),
     }
-    data, report = _finish(arch, net, codebooks, config, meta)
+    data, report = encode_dcz(arch, net, codebooks, config, meta)
     return CompressionResult(net, data, report, codebooks, config)
 
 
@@ -651,17 +668,11 @@ class WeightCache:
         self.weights = {name: m.weight.detach().clone().cpu() for name, m in self.layers.items()}
         self.sorted = {name: SortedValues.of(w) for name, w in self.weights.items()}
         self.kinds = {name: models.layer_kind(m) for name, m in self.layers.items()}
-        self._by_magnitude = {
-            name: torch.argsort(w.abs().reshape(-1), stable=True) for name, w in self.weights.items()
-        }
+        self.by_magnitude = {name: MagnitudeOrder(w) for name, w in self.weights.items()}
 
     def mask(self, name: str, sparsity: float) -> torch.Tensor:
-        """``magnitude_mask(weight, sparsity)`` from the cached order of |w| (ties: lower position pruned first)."""
-        w = self.weights[name]
-        n_pruned = round(_check_sparsity(sparsity) * w.numel())
-        mask = torch.ones(w.numel(), dtype=torch.bool)
-        mask[self._by_magnitude[name][:n_pruned]] = False
-        return mask.reshape(w.shape)
+        """``magnitude_mask(weight, sparsity)``, cut from the layer's cached ``MagnitudeOrder``."""
+        return self.by_magnitude[name].mask(sparsity)
 
     def __repr__(self) -> str:
         return f"WeightCache({self.arch}, layers={list(self.layers)})"
@@ -680,7 +691,7 @@ def compress_weights(
     """
     config = (config or CompressionConfig()).validate()
     cache = cache if cache is not None and cache.model is model else WeightCache(model)
-    final = _layer_sparsities(model, cache.arch, config)
+    final = layer_sparsities(model, cache.arch, config)
     masks: dict[str, torch.Tensor | None] = {}
     codebooks = {}
     for name, w in cache.weights.items():
@@ -699,7 +710,7 @@ def compress_weights(
 
         error = test_error(net, test_data)
     meta = {"test_error_after": error, "config": config.to_dict()}
-    data, report = _finish(cache.arch, net, codebooks, config, meta)
+    data, report = encode_dcz(cache.arch, net, codebooks, config, meta)
     return net, data, report
 
 

@@ -21,6 +21,9 @@ from torch import nn
 from .errors import DclabError
 
 __all__ = [
+    "check_sparsity",
+    "check_quality",
+    "MagnitudeOrder",
     "magnitude_mask",
     "threshold_mask",
     "global_magnitude_masks",
@@ -33,7 +36,8 @@ __all__ = [
 ]
 
 
-def _check_sparsity(sparsity: float, where: str = "") -> float:
+def check_sparsity(sparsity: float, where: str = "") -> float:
+    """``sparsity`` as a float in [0, 1), or a DclabError that says what to give (``where`` names the layer)."""
     if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
         raise DclabError(f"sparsity{where} must be a number in [0, 1), not {sparsity!r}")
     s = float(sparsity)
@@ -45,7 +49,8 @@ def _check_sparsity(sparsity: float, where: str = "") -> float:
     return s
 
 
-def _check_quality(quality: float, where: str = "") -> float:
+def check_quality(quality: float, where: str = "") -> float:
+    """``quality`` as a finite float >= 0, or a DclabError that says what to give."""
     if isinstance(quality, bool) or not isinstance(quality, numbers.Real):
         raise DclabError(f"quality{where} must be a non-negative number, not {quality!r}")
     q = float(quality)
@@ -57,24 +62,54 @@ def _check_quality(quality: float, where: str = "") -> float:
     return q
 
 
+class MagnitudeOrder:
+    """Weights ranked by |w| once, so that any sparsity becomes a mask in O(n) (notebook 02, pruning).
+
+    The one magnitude order in dclab: ``magnitude_mask``, global pruning, the pipeline, the
+    capstone's session and the prune explorer all cut it. Ties between equal magnitudes
+    break by position: the weight earlier in ``w.reshape(-1)`` is pruned first. ``w`` may be
+    one tensor or, for one cut across several layers, a dict of them (``masks`` splits it back).
+    """
+
+    def __init__(self, w: torch.Tensor | Mapping[str, torch.Tensor]) -> None:
+        self.layers = dict(w) if isinstance(w, Mapping) else None
+        tensors = list(self.layers.values()) if self.layers is not None else [w]
+        flat = torch.cat([t.detach().abs().reshape(-1) for t in tensors]) if tensors else torch.zeros(0)
+        self.shape = tuple(w.shape) if self.layers is None else (flat.numel(),)
+        self.order = torch.argsort(flat, stable=True)
+
+    def __len__(self) -> int:
+        return self.order.numel()
+
+    def mask(self, sparsity: float) -> torch.Tensor:
+        """Bool mask (True = kept) removing the ``round(sparsity * n)`` smallest |w|."""
+        n_pruned = round(check_sparsity(sparsity) * len(self))
+        mask = torch.ones(len(self), dtype=torch.bool, device=self.order.device)
+        mask[self.order[:n_pruned]] = False
+        return mask.reshape(self.shape)
+
+    def masks(self, sparsity: float) -> dict[str, torch.Tensor]:
+        """One cut across the layers given as a dict: ``{name: mask}`` (global pruning)."""
+        if self.layers is None:
+            raise DclabError("masks() splits a cut across layers: build MagnitudeOrder({name: w, ...})")
+        joint = self.mask(sparsity)
+        sizes = [w.numel() for w in self.layers.values()]
+        return {name: m.reshape(w.shape) for (name, w), m in zip(self.layers.items(), joint.split(sizes))}
+
+
 def magnitude_mask(w: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Mask removing exactly ``round(sparsity * w.numel())`` smallest-|w| weights (notebook 02, pruning).
 
-    The same mask as ``torch.nn.utils.prune.l1_unstructured(module, "weight", sparsity)``.
+    Where no two magnitudes are equal, the same mask as
+    ``torch.nn.utils.prune.l1_unstructured(module, "weight", sparsity)``; ties break by
+    position (see ``MagnitudeOrder``), where torch leaves the order to ``topk``.
 
     Example::
 
         >>> magnitude_mask(torch.tensor([0.1, -2.0, 0.3, -0.05]), 0.5)
         tensor([False,  True,  True, False])
     """
-    s = _check_sparsity(sparsity)
-    n_pruned = round(s * w.numel())
-    mask = torch.ones(w.shape, dtype=torch.bool, device=w.device)
-    if n_pruned:
-        # the call l1_unstructured makes, so ties between equal magnitudes break the same way
-        smallest = torch.topk(w.detach().abs().reshape(-1), k=n_pruned, largest=False)
-        mask.view(-1)[smallest.indices] = False
-    return mask
+    return MagnitudeOrder(w).mask(sparsity)
 
 
 def threshold_mask(w: torch.Tensor, quality: float, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,7 +118,7 @@ def threshold_mask(w: torch.Tensor, quality: float, mask: torch.Tensor | None = 
     With ``mask`` (a layer already pruned), the standard deviation is that of the kept
     weights and the result keeps only weights that ``mask`` kept too.
     """
-    q = _check_quality(quality)
+    q = check_quality(quality)
     w = w.detach()
     kept = w if mask is None else w[mask]
     std = kept.float().std().item() if kept.numel() > 1 else 0.0
@@ -94,18 +129,11 @@ def threshold_mask(w: torch.Tensor, quality: float, mask: torch.Tensor | None = 
 def global_magnitude_masks(weights: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
     """One magnitude threshold across all layers (notebook 02, global pruning).
 
-    The same masks as ``torch.nn.utils.prune.global_unstructured`` with ``L1Unstructured``.
+    Where no two magnitudes are equal, the same masks as ``torch.nn.utils.prune.global_unstructured``
+    with ``L1Unstructured``.
     """
-    _check_sparsity(sparsity)
-    if not weights:
-        return {}
-    flat = torch.cat([w.detach().reshape(-1) for w in weights.values()])
-    joint = magnitude_mask(flat, sparsity)
-    masks, start = {}, 0
-    for name, w in weights.items():
-        masks[name] = joint[start : start + w.numel()].reshape(w.shape)
-        start += w.numel()
-    return masks
+    check_sparsity(sparsity)
+    return MagnitudeOrder(weights).masks(sparsity) if weights else {}
 
 
 def layer_masks(
@@ -129,7 +157,7 @@ def layer_masks(
             raise DclabError("scope='global' takes one sparsity or quality for all layers, not a dict")
         if sparsity is not None:
             return global_magnitude_masks(weights, sparsity)
-        q = _check_quality(quality)
+        q = check_quality(quality)
         flat = torch.cat([w.detach().reshape(-1).float() for w in weights.values()])
         cut = q * flat.std().item()
         return {name: w.detach().abs() >= cut for name, w in weights.items()}
@@ -145,10 +173,10 @@ def layer_masks(
         else:
             value = amount
         if sparsity is not None:
-            _check_sparsity(value, f" of layer {name!r}")
+            check_sparsity(value, f" of layer {name!r}")
             masks[name] = magnitude_mask(w, value)
         else:
-            _check_quality(value, f" of layer {name!r}")
+            check_quality(value, f" of layer {name!r}")
             masks[name] = threshold_mask(w, value)
     if isinstance(amount, Mapping):
         unknown = sorted(set(amount) - set(weights))
@@ -249,7 +277,7 @@ def sensitivity_scan(
     Returns ``{layer: [evaluate_fn(model) at each sparsity]}``; the model's weights are
     restored afterwards. ``callback(layer, sparsity, value)`` reports progress.
     """
-    sparsities = [_check_sparsity(s) for s in sparsities]
+    sparsities = [check_sparsity(s) for s in sparsities]
     weights = prunable_weights(model)
     names = list(weights) if layers is None else list(layers)
     unknown = [n for n in names if n not in weights]

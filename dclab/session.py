@@ -376,7 +376,7 @@ class CompressionSession:
     def sparsities(self, name: str, config: CompressionConfig) -> dict[str, float]:
         """The sparsity of every layer for ``config`` (quality converted on the baseline's weights)."""
         net = self.network(name)
-        return pipeline._layer_sparsities(net.model, name, config)
+        return pipeline.layer_sparsities(net.model, name, config)
 
     def compress(self, name: str, config: CompressionConfig, *, evaluate: bool = True) -> Snapshot:
         """Masks, codebooks, ``.dcz`` and test accuracy for ``config``, reusing everything cached (notebook 06).
@@ -428,7 +428,7 @@ class CompressionSession:
         net: NetworkCache, codebooks: Mapping[str, Codebook], config: CompressionConfig, meta: dict[str, Any]
     ) -> tuple[bytes, CompressionReport]:
         # the engine's own encoder and report (what compress_weights returns), on the baseline's biases
-        return pipeline._finish(net.name, net.model, dict(codebooks), config, meta)
+        return pipeline.encode_dcz(net.name, net.model, dict(codebooks), config, meta)
 
     def view(self, snapshot: Snapshot, layer: str) -> LayerView:
         """The histogram view of one layer of a snapshot."""
@@ -499,7 +499,7 @@ class CompressionSession:
             "test_error_after": 1.0 - accuracy,
             "config": config.to_dict(),
         }
-        dcz, report = pipeline._finish(net.name, model, codebooks, config, meta)
+        dcz, report = pipeline.encode_dcz(net.name, model, codebooks, config, meta)
         return Snapshot(
             snapshot.network, config, dict(snapshot.sparsities), codebooks, accuracy, dcz, report,
             net.baseline_accuracy, finetune_history=history,

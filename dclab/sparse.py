@@ -15,12 +15,15 @@ v1, v4, 0 (a filler at position 12), v15.
 """
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 
+from dclab import huffman
 from dclab.errors import DclabError
 
 MAX_INDEX_BITS = 16
@@ -143,3 +146,44 @@ def count_entries(flat_indices: Indices, index_bits: int) -> int:
     pos = np.flatnonzero(np.asarray(flat_indices).ravel())
     gap = np.diff(pos, prepend=-1)
     return int(pos.size + ((gap - 1) >> index_bits).sum())
+
+
+# ---------------------------------------------------------------- the pruning-only stage: gaps + float32 values
+
+
+def encode_pruned(w: torch.Tensor, mask: torch.Tensor, index_bits: int = 5) -> bytes:
+    """A pruned layer in the relative-index sparse format: gaps of ``index_bits`` + float32 values (notebook 02).
+
+    Layout: u32 entries, u32 weights, the gap codes packed at ``index_bits`` bits
+    each (``dclab.sparse``, filler zeros included), then one little-endian
+    float32 per entry (0.0 for a filler). This is the pruning-only stage of Deep
+    Compression: positions cost ``index_bits``, values stay 32-bit floats.
+    """
+    if tuple(mask.shape) != tuple(w.shape):
+        raise DclabError(f"mask is shaped {tuple(mask.shape)} but the weight is {tuple(w.shape)}")
+    keep = mask.detach().reshape(-1).cpu().numpy().astype(np.uint8)
+    layer = encode_gaps(keep, index_bits)
+    values = np.zeros(layer.n_entries, dtype="<f4")
+    real = layer.values != 0
+    values[real] = w.detach().reshape(-1).cpu().numpy()[layer.positions[real]]
+    gaps, _ = huffman.pack_codes(layer.gap_codes, index_bits)
+    return struct.pack("<II", layer.n_entries, layer.length) + gaps + values.tobytes()
+
+
+def decode_pruned(data: bytes, shape: Sequence[int], index_bits: int = 5) -> torch.Tensor:
+    """The dense float32 weight back from ``encode_pruned`` bytes (zeros where pruned)."""
+    if len(data) < 8:
+        raise DclabError("pruned-layer bytes are too short: they start with two u32 counts")
+    n_entries, length = struct.unpack_from("<II", data)
+    if length != math.prod(shape):
+        raise DclabError(f"the bytes hold {length} weights, not the {math.prod(shape)} of shape {tuple(shape)}")
+    gap_bytes = (n_entries * index_bits + 7) // 8
+    if len(data) != 8 + gap_bytes + 4 * n_entries:
+        raise DclabError(f"{len(data)} bytes do not hold {n_entries} entries of {index_bits}-bit gaps + float32")
+    gaps = huffman.unpack_fixed(data[8 : 8 + gap_bytes], n_entries, index_bits) + 1
+    values = np.frombuffer(data[8 + gap_bytes :], dtype="<f4")
+    slots = decode_gaps(gaps, np.arange(1, n_entries + 1), length)  # entry number + 1 at each stored position
+    dense = np.zeros(length, dtype=np.float32)
+    stored = slots > 0
+    dense[stored] = values[slots[stored] - 1]
+    return torch.from_numpy(dense).reshape(tuple(shape))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from . import models
+from .cache import atomic_write
 from .data import load_mnist
 from .errors import DclabError
 from .paths import cache_dir
@@ -39,15 +40,42 @@ class Recipe:
         return f"v{self.version}-e{self.epochs}-s{self.seed}"
 
 
+FIRENET_RECIPE = Recipe(epochs=4, lr=0.1, max_shift=0.0, batch_size=64, target_error=0.01, version=2)
+"""How FireNet is trained (with BatchNorm, then folded): 4 epochs of SGD, no augmentation (notebook 05)."""
+FIRENET_TRAINER = "dclab.squeeze.train_firenet: FireNet(batchnorm=True), BatchNorm folded"  # as recorded in cached baselines
+
 RECIPES: dict[str, Recipe] = {
     "lenet300": Recipe(epochs=30, lr=0.05, target_error=0.0164),
     "lenet5": Recipe(epochs=15, lr=0.05, target_error=0.0080),
+    "firenet": FIRENET_RECIPE,
 }
 
 
+def train_firenet(recipe: Recipe = FIRENET_RECIPE, *, progress: bool = True) -> tuple[nn.Module, dict]:
+    """Train FireNet with BatchNorm on MNIST, fold it, measure it: ``(model, info)`` (notebook 05, section 4)."""
+    model = models.FireNet(batchnorm=True)
+    start = time.perf_counter()
+    train(
+        model, load_mnist("train"), recipe.epochs, recipe.lr,
+        weight_decay=recipe.weight_decay, batch_size=recipe.batch_size, max_shift=recipe.max_shift,
+        seed=recipe.seed, progress=progress, desc="training FireNet",
+    )
+    seconds = time.perf_counter() - start
+    folded = models.fold_batchnorm(model.eval())
+    info = {
+        "name": "firenet",
+        "test_error": test_error(folded, load_mnist("test")),
+        "train_seconds": seconds,
+        "threads": torch.get_num_threads(),
+        "recipe": asdict(recipe),
+        "trained_by": FIRENET_TRAINER,
+    }
+    return folded, info
+
+
 # A model whose training is not the plain loop (FireNet trains with BatchNorm, then folds it)
-# registers its own trainer: ``trainer(recipe, progress=...) -> (trained model, info dict)``.
-TRAINERS: dict[str, Callable[..., tuple[nn.Module, dict]]] = {}
+# has its own trainer: ``trainer(recipe, progress=...) -> (trained model, info dict)``.
+TRAINERS: dict[str, Callable[..., tuple[nn.Module, dict]]] = {"firenet": train_firenet}
 
 
 def register(
@@ -145,14 +173,13 @@ def _train_plain(name: str, chosen: Recipe, progress: bool) -> tuple[nn.Module, 
 
 def _save(name: str, model: nn.Module, info: dict) -> None:
     path = checkpoint_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(path, lambda tmp: torch.save(model.state_dict(), tmp))
-    _atomic_save(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
+    # atomic: another process training the same baseline never sees half a file
+    atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
+    atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
 
 
 def recipe(name: str) -> Recipe:
     """The recipe ``name`` is trained with, its seed replaced by ``$DCLAB_SEED`` when that is set."""
-    models._register_lazy_architectures()
     if name not in RECIPES:
         raise DclabError(f"no trained baseline called {name!r}; choose one of: {', '.join(sorted(RECIPES))}")
     seed = os.environ.get(SEED_VARIABLE, "").strip()
@@ -162,9 +189,3 @@ def recipe(name: str) -> Recipe:
         raise DclabError(f"{SEED_VARIABLE} must be a whole number such as 1 (or unset for the recipes' own seeds), "
                          f"not {seed!r}")
     return replace(RECIPES[name], seed=int(seed))
-
-
-def _atomic_save(path: Path, save: Callable[[str], None]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    save(tmp)
-    os.replace(tmp, path)  # another process training the same baseline never sees half a file

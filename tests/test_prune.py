@@ -10,6 +10,7 @@ from torch.nn.utils import prune as torch_prune
 
 from dclab.errors import DclabError
 from dclab.prune import (
+    MagnitudeOrder,
     Pruner,
     global_magnitude_masks,
     layer_masks,
@@ -65,19 +66,44 @@ def test_threshold_mask_uses_std_of_kept_weights_when_given_a_mask():
     shape=st.sampled_from([(7,), (13, 5), (4, 3, 3, 3), (100,)]),
     sparsity=st.floats(0.0, 0.999),
     seed=st.integers(0, 10_000),
-    ties=st.booleans(),
 )
-def test_magnitude_mask_equals_torch_l1_unstructured(shape, sparsity, seed, ties):
+def test_magnitude_mask_equals_torch_l1_unstructured_without_ties(shape, sparsity, seed):
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(shape, generator=g)
-    if ties:  # many equal magnitudes: the tie-break must match torch's too
-        w = torch.round(w * 2) / 2
     layer = nn.Linear(1, 1)
     layer.weight = nn.Parameter(w.clone())
     torch_prune.l1_unstructured(layer, "weight", amount=sparsity)
     mask = magnitude_mask(w, sparsity)
     assert torch.equal(mask, layer.weight_mask.bool())
     assert (~mask).sum().item() == round(sparsity * w.numel())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.sampled_from([(7,), (13, 5), (4, 3, 3, 3), (100,)]),
+    sparsities=st.lists(st.floats(0.0, 0.999), min_size=2, max_size=4),
+    seed=st.integers(0, 10_000),
+)
+def test_one_magnitude_order_breaks_ties_by_position_and_nests(shape, sparsities, seed):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.round(torch.randn(shape, generator=g) * 2) / 2  # many equal magnitudes
+    order = MagnitudeOrder(w)
+    flat = w.abs().reshape(-1)
+    previous = None
+    for s in sorted(sparsities):
+        mask = order.mask(s)
+        assert torch.equal(mask, magnitude_mask(w, s))
+        assert (~mask).sum().item() == round(s * w.numel())
+        pruned, kept = flat[~mask.reshape(-1)], flat[mask.reshape(-1)]
+        if pruned.numel() and kept.numel():
+            assert pruned.max() <= kept.min()
+            cut = pruned.max()  # among weights of the cut magnitude, the earlier ones go first
+            tied = torch.nonzero(flat == cut).reshape(-1)
+            gone = ~mask.reshape(-1)[tied]
+            assert torch.equal(gone, torch.sort(gone, descending=True).values)
+        if previous is not None:  # a higher sparsity prunes everything a lower one did
+            assert not (mask & ~previous).any()
+        previous = mask
 
 
 def test_global_masks_equal_torch_global_unstructured():

@@ -15,38 +15,24 @@ from torch import nn
 from dclab import prune
 from dclab.data import Digits
 from dclab.errors import DclabError
-from dclab.experiments import PRUNE_INDEX_BITS, RETRAIN_LR, encode_pruned, prune_and_retrain, single_thread
+from dclab.experiments import (
+    PRUNE_INDEX_BITS,
+    RETRAIN_LR,
+    encode_pruned,
+    prune_and_retrain,
+    single_thread,
+)
 from dclab.models import compressible_layers, layer_kind
 from dclab.train import evaluate
-from dclab.viz.pruning import cut_lines, fig_prune_explorer, hist_counts, histogram_edges
+from dclab.viz.pruning import (
+    cut_lines,
+    fig_prune_explorer,
+    hist_counts,
+    histogram_edges,
+)
 
 SCOPES = [("each layer", "layer"), ("global", "global"), ("this layer only", "single")]
 MODES = [("sparsity", "sparsity"), ("threshold (x std)", "quality")]
-
-
-class _SortedMagnitudes:
-    """|w| sorted once per layer and over all layers, so a sparsity becomes a mask in O(n)."""
-
-    def __init__(self, weights: dict[str, torch.Tensor]) -> None:
-        self.weights = weights
-        self.order = {n: torch.argsort(w.abs().reshape(-1), stable=True) for n, w in weights.items()}
-        flat = torch.cat([w.abs().reshape(-1) for w in weights.values()])
-        self.global_order = torch.argsort(flat, stable=True)
-        self.sizes = [w.numel() for w in weights.values()]
-
-    @staticmethod
-    def _mask(order: torch.Tensor, n: int, sparsity: float) -> torch.Tensor:
-        mask = torch.ones(n, dtype=torch.bool)
-        mask[order[: round(sparsity * n)]] = False
-        return mask
-
-    def layer(self, name: str, sparsity: float) -> torch.Tensor:
-        w = self.weights[name]
-        return self._mask(self.order[name], w.numel(), sparsity).reshape(w.shape)
-
-    def all_global(self, sparsity: float) -> dict[str, torch.Tensor]:
-        joint = self._mask(self.global_order, sum(self.sizes), sparsity)
-        return {n: m.reshape(w.shape) for (n, w), m in zip(self.weights.items(), joint.split(self.sizes))}
 
 
 def _fmt_bytes(n: float) -> str:
@@ -84,7 +70,8 @@ def prune_explorer(
     if not 0.0 <= sparsity <= 0.99 or not 0.0 <= quality <= 3.0:
         raise DclabError(f"start with a sparsity in [0, 0.99] and a quality in [0, 3], "
                          f"not {sparsity!r} and {quality!r}")
-    mags = _SortedMagnitudes(base)
+    by_magnitude = {n: prune.MagnitudeOrder(w) for n, w in base.items()}  # sorted once: a slider move is O(n)
+    global_order = prune.MagnitudeOrder(base)
     edges = {n: histogram_edges(w) for n, w in base.items()}
     index_bits = {n: PRUNE_INDEX_BITS[layer_kind(m)] for n, m in modules.items()}
     pruned_params = {f"{n}.weight" for n in modules}
@@ -125,10 +112,10 @@ def prune_explorer(
         ones = {n: torch.ones(w.shape, dtype=torch.bool) for n, w in base.items()}
         if mode.value == "sparsity":
             if sel == "global":
-                return mags.all_global(s)
+                return global_order.masks(s)
             if sel == "single":
-                return {**ones, layer_dd.value: mags.layer(layer_dd.value, s)}
-            return {n: mags.layer(n, s) for n in names}
+                return {**ones, layer_dd.value: by_magnitude[layer_dd.value].mask(s)}
+            return {n: by_magnitude[n].mask(s) for n in names}
         if sel == "global":
             return prune.layer_masks(base, quality=q, scope="global")
         if sel == "single":

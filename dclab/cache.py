@@ -1,0 +1,52 @@
+"""Writing into dclab's cache: one atomic write and one fingerprint rule for every cached thing.
+
+A reader (another notebook, another student on the same server, a test) never sees half a
+file: each write goes to a temporary file of its own in the same folder, then is renamed over
+the target. A cached result names the baseline it came from by ``fingerprint``: the file's name
+and a hash of its bytes, so a baseline trained again (another seed, another machine) invalidates
+everything computed from the old one, and a copy of the same bytes does not.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["atomic_write", "atomic_write_bytes", "fingerprint"]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Create ``path`` by ``write(temporary_path)`` then a rename; the folder is made if missing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> int:
+    """Write ``data`` to ``path`` atomically; returns the bytes on disk."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data)).stat().st_size
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """``"<file name>:<sha256 of its bytes, 16 hex digits>"``, or ``""`` for a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    stat = path.stat()
+    return f"{path.name}:{_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is hashed again
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
