@@ -31,6 +31,10 @@ TRAINED = re.compile(r"^trained (.+?): (\d+) epochs in (\d+) s on (\d+) thread\(
 PYTEST = re.compile(r"^=+ (.*\d+ passed.*) in ([\d.]+)s.*=+$", re.M)
 
 
+def head_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
 def run_fresh_clone(seed: int | None, keep: bool) -> tuple[str, float, tuple[float, float]]:
     """Clone HEAD, run `.ci/run` in it; (log, wall seconds, load average before/after)."""
     work = Path(tempfile.mkdtemp(prefix="dclab-first-run-"))
@@ -42,19 +46,21 @@ def run_fresh_clone(seed: int | None, keep: bool) -> tuple[str, float, tuple[flo
         env["DCLAB_SEED"] = str(seed)
     load = os.getloadavg()[0]
     start = time.monotonic()
-    proc = subprocess.run(["bash", ".ci/run"], cwd=clone, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    log = work / "ci.log"
+    print(f"running .ci/run in {clone}; its log grows in {log}", flush=True)
+    with open(log, "w") as out:
+        proc = subprocess.run(["bash", ".ci/run"], cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
     wall = time.monotonic() - start
-    (work / "ci.log").write_text(proc.stdout)
-    print(f"log: {work / 'ci.log'} (exit {proc.returncode})")
+    print(f"log: {log} (exit {proc.returncode})")
     if proc.returncode != 0:
-        raise SystemExit(f".ci/run failed (exit {proc.returncode}); the log is {work / 'ci.log'}")
+        raise SystemExit(f".ci/run failed (exit {proc.returncode}); the log is {log}")
     if not keep:
         subprocess.run(["rm", "-rf", str(clone)], check=False)
-    return proc.stdout, wall, (load, os.getloadavg()[0])
+    return log.read_text(), wall, (load, os.getloadavg()[0])
 
 
-def timeline(log: str, wall: float | None, load: tuple[float, float] | None) -> str:
+def timeline(log: str, wall: float | None, load: tuple[float, float] | None, seed: int | None = None,
+             commit: str | None = None) -> str:
     stamps = {name: int(s) for name, s in STAMP.findall(log)}
     if set(stamps) != {"setup", "prepare", "tests"}:
         raise SystemExit("the log has no complete [ci] timeline (is it the output of .ci/run?)")
@@ -69,9 +75,10 @@ def timeline(log: str, wall: float | None, load: tuple[float, float] | None) -> 
     rows.append((tests, stamps["tests"] - stamps["prepare"]))
     rows.append(("**the whole `.ci/run`**", stamps["tests"]))
     lines = [
-        "## First run on a fresh machine (issue 10)",
+        "## First run on a fresh machine (issue 10)" + ("" if seed is None else f", baselines of seed {seed}"),
         "",
-        "A fresh clone, a new `.venv`, an empty `DCLAB_CACHE`: `CI=true bash .ci/run`, which calls README's "
+        "A fresh clone" + (f" of commit {commit}" if commit else "") + ", a new `.venv`, an empty `DCLAB_CACHE`: "
+        "`CI=true bash .ci/run`" + ("" if seed is None else f" with `DCLAB_SEED={seed}`") + ", which calls README's "
         "`make test` (install, then `prepare` trains every baseline, then the whole suite, browser tests "
         "included). Times from the run's own log.",
         "",
@@ -96,10 +103,10 @@ def main() -> int:
     if args.from_log:
         markdown = timeline(args.from_log.read_text(), None, None)
     else:
-        markdown = timeline(*run_fresh_clone(args.seed, args.keep))
+        markdown = timeline(*run_fresh_clone(args.seed, args.keep), seed=args.seed, commit=head_commit())
     print(markdown)
     if not args.no_write:
-        write_section("first-run", markdown)
+        write_section("first-run" if args.seed is None else f"first-run-seed-{args.seed}", markdown)
     return 0
 
 

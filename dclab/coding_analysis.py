@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import torch
 
-from dclab import huffman
+from dclab import huffman, paper
 from dclab.cache import fingerprint
 from dclab.errors import DclabError
 from dclab.sparse import encode_gaps
@@ -281,22 +281,10 @@ def stream_table(
 # ---------------------------------------------------------------------------
 # The papers' tables, and pipeline runs cached as .dcz files
 
-PAPER_TABLE1 = {
-    # Deep Compression, Table 1: (error before, error after, KB before, KB after, ratio)
-    "lenet300": (0.0164, 0.0158, 1070, 27, 40),
-    "lenet5": (0.0080, 0.0074, 1720, 44, 39),
-}
-"""Deep Compression's Table 1 for the LeNets: errors as fractions, sizes in KB."""
-
-PAPER_TABLE2 = {
-    # Deep Compression, Table 2 (LeNet-300-100): weights, kept, weight bits P+Q / +H,
-    # index bits P+Q / +H, size P+Q / +H as a fraction of the original
-    "ip1": (235_000, 0.08, 6, 4.4, 5, 3.7, 0.031, 0.0232),
-    "ip2": (30_000, 0.09, 6, 4.4, 5, 4.3, 0.038, 0.0304),
-    "ip3": (1_000, 0.26, 6, 4.3, 5, 3.2, 0.157, 0.1270),
-    "total": (266_000, 0.08, 6, 5.1, 5, 3.7, 0.031, 0.0249),
-}
-"""Deep Compression's Table 2 (LeNet-300-100 per layer), as printed."""
+PAPER_TABLE1 = paper.TABLE1
+"""Deep Compression's Table 1 for the LeNets (``dclab.paper``): errors as fractions, sizes in KB."""
+PAPER_TABLE2 = paper.TABLE2
+"""Deep Compression's Table 2 (LeNet-300-100 per layer), as printed (``dclab.paper``)."""
 
 TABLE2_COLUMNS = ("weights", "kept", "weight bits P+Q", "weight bits +H", "index bits P+Q", "index bits +H",
                   "size P+Q", "size +H")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import container, lowrank, prune, quantize, zoo
+from . import container, lowrank, paper, prune, quantize, zoo
 from .cache import atomic_write, fingerprint
 from .data import Digits, load_mnist
 from .models import compressible_layers, layer_kind
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 CACHE_VERSION = 2
-PRUNE_INDEX_BITS = {"conv": 8, "fc": 5}
+PRUNE_INDEX_BITS = dict(paper.GAP_BITS)  # notebook 02 stores pruned layers with the papers' gaps
 """The papers' bits per relative index (gap) in sparse storage: 8 for conv, 5 for fc layers."""
 
 RETRAIN_LR = 0.005
@@ -392,12 +392,7 @@ def encode_quantized(model: nn.Module, codebooks: Mapping[str, quantize.Codebook
 
 def quantized_copy(model: nn.Module, codebooks: Mapping[str, quantize.Codebook]) -> nn.Module:
     """A copy of ``model`` whose named layers hold ``centroids[indices]`` (notebook 03)."""
-    shared = copy.deepcopy(model)
-    layers = compressible_layers(shared)
-    with torch.no_grad():
-        for name, book in codebooks.items():
-            layers[name].weight.copy_(book.weights().reshape(layers[name].weight.shape))
-    return shared.eval()
+    return quantize.apply_codebooks_(copy.deepcopy(model), codebooks).eval()
 
 
 def _codebooks(model: nn.Module, bits: int | Mapping[str, int], init: str = "linear",

@@ -1,4 +1,4 @@
-"""Low-rank approximation by truncated SVD: the cheap baseline of Deep Compression's Figure 6 (notebook 04).
+"""Low-rank approximation by truncated SVD: the cheap baseline of Deep Compression's Figure 6 (notebook 03).
 
 A weight matrix m x n is replaced by two factors m x r and r x n, so it costs
 r (m + n) numbers instead of m n. A convolution's weight is flattened to
@@ -29,7 +29,7 @@ def _check_rank(rank: int, m: int, n: int) -> int:
 
 
 def svd_compress(w: torch.Tensor, rank: int) -> torch.Tensor:
-    """The best rank-``rank`` approximation of ``w`` (truncated SVD), shaped like ``w`` (notebook 04)."""
+    """The best rank-``rank`` approximation of ``w`` (truncated SVD), shaped like ``w`` (notebook 03)."""
     a = _as_matrix(w)
     rank = _check_rank(rank, *a.shape)
     u, s, vh = torch.linalg.svd(a.double(), full_matrices=False)

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from . import container, models
+from . import container, models, paper
 from .cache import atomic_write_bytes
 from .container import CompressedLayer, DczModel, LayerStats
 from .data import Digits, load_mnist
@@ -39,6 +39,7 @@ from .prune import (
     threshold_mask,
 )
 from .quantize import (
+    apply_codebooks_,
     DEFAULT_BITS,
     INITS,
     Codebook,
@@ -67,13 +68,8 @@ __all__ = [
     "arch_of",
 ]
 
-PAPER_SPARSITY: dict[str, dict[str, float]] = {
-    # Deep Compression Table 2 (LeNet-300-100) and "Learning both Weights and Connections"
-    # Table 2 (LeNet-5): the fraction of weights removed per layer
-    "lenet300": {"ip1": 0.92, "ip2": 0.91, "ip3": 0.74},
-    "lenet5": {"conv1": 0.34, "conv2": 0.88, "ip1": 0.92, "ip2": 0.81},
-}
-"""The papers' per-layer sparsities."""
+PAPER_SPARSITY: dict[str, dict[str, float]] = paper.SPARSITY
+"""The papers' per-layer sparsities (``dclab.paper``)."""
 
 DEFAULT_SPARSITY: dict[str, dict[str, float]] = {
     # tuned on MNIST (benchmarks/table1.py): beyond the papers' sparsity, within their error
@@ -92,7 +88,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 FALLBACK_SPARSITY = {"conv": 0.6, "fc": 0.9}
 """For a model without a preset: by layer kind."""
 
-DEFAULT_INDEX_BITS = {"conv": 8, "fc": 5}
+DEFAULT_INDEX_BITS = dict(paper.GAP_BITS)
 """The paper's bits per sparse gap: 8 for conv layers, 5 for fc layers."""
 
 BASELINE_LR = 0.05  # the zoo's training rate
@@ -368,6 +364,9 @@ class CompressionReport:
             for stage, size in self.stage_bytes.items()
         ]
         lines.append(f"{'.dcz file':<20}{self.file_bytes:>12,} bytes  {self.ratio:6.1f}x")
+        fixed, coded = self.stage_bytes.get("pruned + quantized"), self.stage_bytes.get("+ Huffman")
+        if fixed and coded:
+            lines.append(f"Huffman saves {1 - coded / fixed:.1%} of the fixed-width file")
         if self.test_error_before is not None or self.test_error_after is not None:
             lines.append(f"test error: {_pct(self.test_error_before)} -> {_pct(self.test_error_after)}")
         if self.seconds is not None:
@@ -633,9 +632,7 @@ def compress(
             parameters=params, weight_decay=0.0, progress=progress, desc="fine-tune centroids",
         )
     codebooks = unshare_weights_(net)
-    with torch.no_grad():  # exactly what the file stores
-        for name, module in layers.items():
-            module.weight.copy_(codebooks[name].weights())
+    apply_codebooks_(net, codebooks)  # exactly what the file stores
     net.eval()
     error_after = test_error(net, test_data)
 
@@ -700,10 +697,7 @@ def compress_weights(
             w, masks[name], config.bits_for(name, cache.kinds[name]), config.init,
             seed=config.seed, presorted=cache.sorted[name],
         )
-    net = copy.deepcopy(model).cpu().eval()
-    with torch.no_grad():
-        for name, module in models.compressible_layers(net).items():
-            module.weight.copy_(codebooks[name].weights())
+    net = apply_codebooks_(copy.deepcopy(model).cpu().eval(), codebooks)
     error = None
     if test_data is not None:
         from .train import test_error

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from . import paper
 from .errors import DclabError
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "init_centroids",
     "quantize_layer",
     "SharedWeights",
+    "apply_codebooks_",
     "share_weights_",
     "unshare_weights_",
     "shared_codebooks",
@@ -40,7 +42,7 @@ __all__ = [
     "check_bits",
 ]
 
-DEFAULT_BITS = {"conv": 8, "fc": 5}
+DEFAULT_BITS = dict(paper.BITS)
 """The paper's bits per weight index: 256 shared weights for conv layers, 32 for fc layers."""
 
 INITS = ("linear", "density", "random")
@@ -349,6 +351,22 @@ class SharedWeights(nn.Module):
 
 def _layers(model: nn.Module) -> dict[str, nn.Module]:
     return dict(model.named_modules())
+
+
+def apply_codebooks_(model: nn.Module, codebooks: Mapping[str, Codebook]) -> nn.Module:
+    """Write ``centroids[indices]`` into each named layer's plain weight, in place (notebooks 03, 06).
+
+    The one way dclab puts shared weights into a model (the pipeline, the capstone's session,
+    the bit-width widget); ``share_weights_`` instead makes the centroids trainable.
+    """
+    modules = _layers(model)
+    with torch.no_grad():
+        for name, codebook in codebooks.items():
+            module = modules.get(name)
+            if module is None or not hasattr(module, "weight"):
+                raise DclabError(f"the model has no layer {name!r} with a weight")
+            module.weight.copy_(codebook.weights().reshape(module.weight.shape))
+    return model
 
 
 def share_weights_(model: nn.Module, codebooks: Mapping[str, Codebook]) -> nn.Module:

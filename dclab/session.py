@@ -37,7 +37,7 @@ from . import models, pipeline
 from .data import Digits
 from .errors import DclabError
 from .pipeline import CompressionConfig, CompressionReport, WeightCache
-from .quantize import Codebook, quantize_layer, share_weights_, unshare_weights_
+from .quantize import Codebook, apply_codebooks_, quantize_layer, share_weights_, unshare_weights_
 
 __all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "staged_forward"]
 
@@ -73,37 +73,16 @@ class _LRU(OrderedDict):
 # Staged forward pass: the activations after each layer, reusable by prefix
 
 
-def _lenet300_stages(m: nn.Module) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
-    return [
-        ("ip1", lambda x: torch.relu(m.ip1(x.flatten(1)))),
-        ("ip2", lambda x: torch.relu(m.ip2(x))),
-        ("ip3", lambda x: m.ip3(x)),
-    ]
-
-
-def _lenet5_stages(m: nn.Module) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
-    pool = nn.functional.max_pool2d
-    return [
-        ("conv1", lambda x: pool(m.conv1(x), 2)),
-        ("conv2", lambda x: pool(m.conv2(x), 2)),
-        ("ip1", lambda x: torch.relu(m.ip1(x.flatten(1)))),
-        ("ip2", lambda x: m.ip2(x)),
-    ]
-
-
-_STAGES: dict[type, Callable[[nn.Module], list]] = {models.LeNet300: _lenet300_stages, models.LeNet5: _lenet5_stages}
-
-
 def staged_forward(model: nn.Module) -> list[tuple[list[str], Callable[[torch.Tensor], torch.Tensor]]]:
     """``model.forward`` cut after each layer: ``[(layers the stage uses, stage function)]`` (notebook 06).
 
-    Running the stages in turn computes exactly ``model(x)`` (the same operations in the
-    same order). A model without a known cut is one stage that uses all its layers.
+    The cut is the model's own ``forward_stages()`` (``dclab.models``), which its ``forward`` runs, so the
+    stages in turn compute exactly ``model(x)``. A model without stages is one stage that uses all
+    its layers.
     """
-    builder = _STAGES.get(type(model))
-    if builder is None:
+    if not hasattr(model, "forward_stages"):
         return [(list(models.compressible_layers(model)), model)]
-    return [([name], fn) for name, fn in builder(model)]
+    return [([name], fn) for name, fn in model.forward_stages()]
 
 
 # ---------------------------------------------------------------------------
@@ -213,7 +192,6 @@ class NetworkCache:
         self.encoded = _LRU(32)
         self.activations: dict[int, tuple[tuple, list[torch.Tensor]]] = {}
         self.work = copy.deepcopy(model).eval()  # the weights of the stages being run
-        self.work_layers = models.compressible_layers(self.work)
         self.stages = staged_forward(self.work)
         self.baseline_accuracy = self._evaluate_plain(self.model)
 
@@ -287,10 +265,9 @@ class NetworkCache:
         stages = range(start, len(self.stages))
         keep = {i: [] for i in stages if i < len(self.stages) - 1}
         logits = []
+        remaining = [layer for layers, _ in self.stages[start:] for layer in layers]
+        apply_codebooks_(self.work, {layer: codebooks[layer] for layer in remaining})
         with torch.no_grad():
-            for layers, _ in self.stages[start:]:
-                for layer in layers:
-                    self.work_layers[layer].weight.copy_(codebooks[layer].weights())
             for x in inputs:  # batch by batch through the remaining stages (cache-friendly)
                 for i in stages:
                     x = self.stages[i][1](x)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import nn
 
-from . import zoo
+from . import paper, zoo
 from .cache import atomic_write_bytes, fingerprint
 from .errors import DclabError
 from .models import compressible_layers, count_parameters, layer_kind
@@ -43,15 +43,9 @@ if TYPE_CHECKING:
 FP32_BYTES = 4
 MB = 1_000_000  # sizes in MB are 10**6 bytes, as in the papers' tables
 
-# What the papers report (``shared/refs/papers.md``), only ever shown *beside* measured numbers.
-PAPER_FIGURES = {
-    "alexnet": {"title": "AlexNet", "parameters": 61_000_000, "megabytes": 240.0},
-    "vgg16": {"title": "VGG-16", "parameters": 138_000_000, "megabytes": 552.0},
-    "squeezenet1_0": {"title": "SqueezeNet 1.0", "parameters": 1_240_000, "megabytes": 4.8},
-    "squeezenet1_1": {"title": "SqueezeNet 1.1", "parameters": None, "megabytes": None},
-}
-PAPER_SQUEEZENET_DC = {6: {"megabytes": 0.47, "ratio_vs_alexnet": 510}, 8: {"megabytes": 0.66, "ratio_vs_alexnet": 363}}
-PAPER_LENET5 = {"megabytes": 1.72, "compressed_megabytes": 0.044}  # Deep Compression, Table 1
+# What the papers report (``dclab.paper``), only ever shown *beside* measured numbers.
+PAPER_FIGURES = paper.SQUEEZENET_REFERENCES
+PAPER_SQUEEZENET_DC = paper.SQUEEZENET_DEEP_COMPRESSION
 REFERENCE_ARCHITECTURES = ("alexnet", "vgg16", "squeezenet1_0", "squeezenet1_1")
 
 
@@ -250,7 +244,7 @@ def summaries_frame(summaries: list[ArchSummary]):
 
 # ---------------------------------------------------------------- SqueezeNet + Deep Compression
 
-SQUEEZENET_DC_SPARSITY = 0.33
+SQUEEZENET_DC_SPARSITY = paper.SQUEEZENET_DC_SPARSITY
 """The SqueezeNet paper's Deep Compression setting (section 4): 33% sparsity, 6- or 8-bit weights."""
 
 
@@ -417,7 +411,7 @@ def mnist_size_rows(comparison: list[dict]) -> list[SizeRow]:
     for row in comparison:
         lenet = row["model"].startswith("LeNet-5")
         kind = "compressed" if "Deep Compression" in row["model"] else "dense"
-        rows.append(SizeRow(row["model"], row["bytes"], round(PAPER_LENET5["megabytes"] * MB) if lenet else None, kind))
+        rows.append(SizeRow(row["model"], row["bytes"], 1000 * paper.TABLE1["lenet5"].kb_before if lenet else None, kind))
     return rows
 
 

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-CORE = ["errors", "cache", "hardware", "numformats", "prune", "quantize", "lowrank", "sparse", "huffman", "container"]
+CORE = ["errors", "cache", "paper", "hardware", "numformats", "prune", "quantize", "lowrank", "sparse", "huffman", "container"]
 MIDDLE = ["paths", "progress", "serve", "data", "models", "train", "zoo", "pipeline", "lectures", "exercises", "student", "coding_analysis", "experiments", "session", "squeeze"]
 
 BLOCKER = """

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dclab"
 
 # rank: a module may import modules of its own rank or lower, never higher
 LAYERS = {
-    0: ["errors", "cache", "hardware", "numformats", "prune", "quantize", "lowrank", "sparse", "huffman", "container"],
+    0: ["errors", "cache", "paper", "hardware", "numformats", "prune", "quantize", "lowrank", "sparse", "huffman", "container"],
     1: ["paths", "progress", "serve", "data", "models", "models.layers", "models.lenet", "models.squeezenet",
         "train", "zoo"],
     2: ["pipeline", "session", "coding_analysis", "experiments", "squeeze", "lectures", "student",

@@ -231,3 +231,20 @@ def test_much_faster_than_sklearn_on_a_large_layer():
     theirs = time.perf_counter() - t0
     assert ours < 0.5 * theirs
     assert _sse(x, centroids, labels) <= reference.inertia_ * (1 + 1e-4)  # sklearn sums in float32
+
+
+def test_apply_codebooks_writes_the_shared_values_in_place_and_names_a_missing_layer():
+    from dclab.errors import DclabError
+    from dclab.models import LeNet300
+    from dclab.quantize import apply_codebooks_, quantize_layer
+
+    torch.manual_seed(0)
+    model = LeNet300()
+    book = quantize_layer(model.ip2.weight.detach(), None, 2)
+    before = model.ip1.weight.detach().clone()
+    assert apply_codebooks_(model, {"ip2": book}) is model
+    assert torch.equal(model.ip2.weight.detach(), book.weights())
+    assert model.ip2.weight.detach().unique().numel() <= 4
+    assert torch.equal(model.ip1.weight.detach(), before)  # other layers untouched
+    with pytest.raises(DclabError, match="no layer 'conv1'"):
+        apply_codebooks_(model, {"conv1": book})

@@ -238,7 +238,7 @@ def _int8_compare(case: Case, got: Any) -> None:
     peak = float(w.abs().max())
     shown = f"codes = {show(codes0)}, scale = max|w| / 127 = {show(scale0)}"
     if peak == 0:
-        shown = f"codes all 0, any scale > 0 (1.0 is usual)"
+        shown = "codes all 0, any scale > 0 (1.0 is usual)"
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise Mismatch(shown, show(got), "return two things, the integer codes and the scale: return codes, scale")
     codes, scale = got

@@ -4,8 +4,19 @@ Layer names follow Caffe (``ip1``, ``conv1``...), so reports read like the paper
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
+
+Stage = tuple[str, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def run_stages(stages: list[Stage], x: torch.Tensor) -> torch.Tensor:
+    """Apply the stages in turn: a network's whole forward pass."""
+    for _, stage in stages:
+        x = stage(x)
+    return x
 
 
 class LeNet300(nn.Module):
@@ -17,10 +28,17 @@ class LeNet300(nn.Module):
         self.ip2 = nn.Linear(300, 100)
         self.ip3 = nn.Linear(100, 10)
 
+    def forward_stages(self) -> list[Stage]:
+        """The forward pass cut after each layer, ``[(layer, function)]``: the capstone reruns only the
+        stages after a changed layer (notebook 06)."""
+        return [
+            ("ip1", lambda x: torch.relu(self.ip1(x.flatten(1)))),
+            ("ip2", lambda x: torch.relu(self.ip2(x))),
+            ("ip3", self.ip3),
+        ]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.ip1(x.flatten(1)))
-        x = torch.relu(self.ip2(x))
-        return self.ip3(x)
+        return run_stages(self.forward_stages(), x)
 
 
 class LeNet5(nn.Module):
@@ -37,8 +55,15 @@ class LeNet5(nn.Module):
         self.ip1 = nn.Linear(800, 500)
         self.ip2 = nn.Linear(500, 10)
 
+    def forward_stages(self) -> list[Stage]:
+        """The forward pass cut after each layer, ``[(layer, function)]`` (see ``LeNet300.forward_stages``)."""
+        pool = nn.functional.max_pool2d
+        return [
+            ("conv1", lambda x: pool(self.conv1(x), 2)),
+            ("conv2", lambda x: pool(self.conv2(x), 2)),
+            ("ip1", lambda x: torch.relu(self.ip1(x.flatten(1)))),
+            ("ip2", self.ip2),
+        ]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.max_pool2d(self.conv1(x), 2)
-        x = nn.functional.max_pool2d(self.conv2(x), 2)
-        x = torch.relu(self.ip1(x.flatten(1)))
-        return self.ip2(x)
+        return run_stages(self.forward_stages(), x)

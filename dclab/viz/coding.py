@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dclab import huffman
-from dclab.coding_analysis import CODERS, CoderSize, SymbolCost, symbol_costs
+from dclab.coding_analysis import CODERS, CoderSize, SymbolCost
 
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d"]
 CODER_COLORS = dict(zip(CODERS, ["#bab0ac", "#4c78a8", "#54a24b", "#f58518", "#e45756", "#222222"]))

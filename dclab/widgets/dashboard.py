@@ -16,26 +16,35 @@ from html import escape
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from dclab import paper
 from dclab.errors import DclabError
 from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
 from dclab.session import CompressionSession, Snapshot
 from dclab.viz.dashboard import fig_compression, fmt_kb, update_compression
 
 NETWORKS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
-PAPER_RATIO = {"lenet300": 40.0, "lenet5": 39.0}
+PAPER_RATIO = {arch: float(row.ratio) for arch, row in paper.TABLE1.items()}
 """Deep Compression, Table 1: LeNet-300-100 1070 KB -> 27 KB (40x), LeNet-5 1720 KB -> 44 KB (39x)."""
 
-PAPER_TABLE2_TOTAL = {
-    "layer": "paper (total)", "weights": "266K", "kept": "8% (12x)", "weight bits P+Q": "6",
-    "weight bits +H": "5.1", "index bits P+Q": "5", "index bits +H": "3.7",
-    "size P+Q": "3.1% (32x)", "size +H": "2.49% (40x)",
-}
-"""Deep Compression, Table 2's total row for LeNet-300-100."""
+
+def _table2_total_row() -> dict[str, str]:
+    """Deep Compression, Table 2's total row for LeNet-300-100, written as the paper prints it."""
+    weights, kept, wb_pq, wb_pqh, ib_pq, ib_pqh, size_pq, size_pqh = paper.TABLE2["total"]
+    return {
+        "layer": "paper (total)", "weights": f"{weights // 1000}K", "kept": f"{kept:.0%} ({int(1 / kept)}x)",
+        "weight bits P+Q": f"{wb_pq:g}", "weight bits +H": f"{wb_pqh:g}", "index bits P+Q": f"{ib_pq:g}",
+        "index bits +H": f"{ib_pqh:g}", "size P+Q": f"{size_pq:.1%} ({int(1 / size_pq)}x)",
+        "size +H": f"{size_pqh:.2%} ({int(1 / size_pqh)}x)",
+    }
+
+
+PAPER_TABLE2_TOTAL = _table2_total_row()
 
 PRUNING_MODES = {"sparsity": "sparsity", "quality": "quality x std", "paper": "paper's rates"}
 DEFAULTS = {
     "conv_sparsity": 0.6, "fc_sparsity": 0.9, "conv_quality": 1.0, "fc_quality": 1.5,
-    "conv_bits": 8, "fc_bits": 5, "conv_index_bits": 8, "fc_index_bits": 5,
+    "conv_bits": paper.BITS["conv"], "fc_bits": paper.BITS["fc"],
+    "conv_index_bits": paper.GAP_BITS["conv"], "fc_index_bits": paper.GAP_BITS["fc"],
 }
 INITS = ("linear", "density", "random")
 _CELL = "padding:2px 10px;text-align:right;border-bottom:1px solid #eee"

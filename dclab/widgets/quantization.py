@@ -92,10 +92,10 @@ def bit_width_explorer(
 
     def share(name: str, book: quantize.Codebook) -> None:
         previous = state["current_layer"]
-        with torch.no_grad():
-            if previous is not None and previous != name:
+        if previous is not None and previous != name:
+            with torch.no_grad():
                 modules[previous].weight.copy_(base[previous])
-            modules[name].weight.copy_(book.weights())
+        quantize.apply_codebooks_(work, {name: book})
         state["current_layer"] = name
 
     def measure(name: str, b: int, how: str) -> dict:
