@@ -126,7 +126,7 @@ def _layer_table(report) -> str:
             "| size P+Q | size +H |", "|---|---|---|---|---|---|---|---|---|"]
     for row in [layer.row() for layer in report.layers] + [report.totals()]:
         rows.append(
-            f"| {row['layer']} | {row['weights']:,} | {row['kept']:.1%} | {row['weight bits P+Q']:.3g} | "
+            f"| {row['layer']} | {row['weights']:,} | {row['density']:.1%} | {row['weight bits P+Q']:.3g} | "
             f"{row['weight bits +H']:.2f} | {row['index bits P+Q']:.3g} | {row['index bits +H']:.2f} | "
             f"{row['size P+Q']:.2%} | {row['size +H']:.2%} |"
         )

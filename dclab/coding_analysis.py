@@ -286,7 +286,7 @@ PAPER_TABLE1 = paper.TABLE1
 PAPER_TABLE2 = paper.TABLE2
 """Deep Compression's Table 2 (LeNet-300-100 per layer), as printed (``dclab.paper``)."""
 
-TABLE2_COLUMNS = ("weights", "kept", "weight bits P+Q", "weight bits +H", "index bits P+Q", "index bits +H",
+TABLE2_COLUMNS = ("weights", "density", "weight bits P+Q", "weight bits +H", "index bits P+Q", "index bits +H",
                   "size P+Q", "size +H")
 
 REDUCED = {"prune_steps": 1, "retrain_epochs": 1, "retrain_lr": 0.02, "finetune_epochs": 1, "train_subset": 10_000,
@@ -298,7 +298,7 @@ A minute or two per LeNet on two cores, against many minutes for the default ``C
 
 TABLE1_FORMATS = {"error before": "{:.2%}", "error after": "{:.2%}", "KB before": "{:,.0f}", "KB after": "{:,.1f}",
                   "ratio": "{:.1f}x"}
-TABLE2_FORMATS = {"weights": "{:,}", "kept": "{:.1%}", "weight bits P+Q": "{:.2g}", "weight bits +H": "{:.2f}",
+TABLE2_FORMATS = {"weights": "{:,}", "density": "{:.1%}", "weight bits P+Q": "{:.2g}", "weight bits +H": "{:.2f}",
                   "index bits P+Q": "{:.2g}", "index bits +H": "{:.2f}", "size P+Q": "{:.2%}", "size +H": "{:.2%}"}
 """Display formats for ``frame(...).style.format(...)``."""
 

@@ -31,6 +31,7 @@ from .cache import atomic_write, fingerprint
 from .data import Digits, load_mnist
 from .models import compressible_layers, layer_kind
 from .paths import cache_dir
+from .pipeline import BASELINE_LR, dcz_layers
 from .progress import progress_bar
 from .sparse import decode_gaps, decode_pruned, encode_gaps, encode_pruned  # noqa: F401  (re-exported)
 from .train import evaluate, train
@@ -68,7 +69,7 @@ CACHE_VERSION = 2
 PRUNE_INDEX_BITS = dict(paper.GAP_BITS)  # notebook 02 stores pruned layers with the papers' gaps
 """The papers' bits per relative index (gap) in sparse storage: 8 for conv, 5 for fc layers."""
 
-RETRAIN_LR = 0.005
+RETRAIN_LR = BASELINE_LR / 10  # the papers' rule for LeNet: retrain at 1/10 of the original rate
 """Retraining learning rate: 1/10 of the baselines' 0.05, as the pruning paper did for LeNet."""
 
 
@@ -376,18 +377,13 @@ def encode_quantized(model: nn.Module, codebooks: Mapping[str, quantize.Codebook
     A pruned codebook (reserved zero) is stored sparse with the papers' index bits;
     a dense one stores every index (``index_bits=0``).
     """
-    layers = compressible_layers(model)
-    out = []
-    for name, book in codebooks.items():
-        module = layers[name]
-        kind = layer_kind(module)
-        ib = 0
-        if book.reserved_zero:
-            ib = (index_bits or {}).get(name, PRUNE_INDEX_BITS[kind])
-        bits = max(1, math.ceil(math.log2(book.n_clusters)))
-        bias = None if module.bias is None else module.bias.detach()
-        out.append(container.CompressedLayer.from_codebook(name, kind, book, bits, ib, bias))
-    return container.to_bytes(arch, out, huffman=huffman)
+    def bits(name: str, kind: str) -> int:
+        return max(1, math.ceil(math.log2(codebooks[name].n_clusters)))
+
+    def gap_bits(name: str, kind: str) -> int:
+        return (index_bits or {}).get(name, PRUNE_INDEX_BITS[kind])
+
+    return container.to_bytes(arch, dcz_layers(model, codebooks, bits, gap_bits), huffman=huffman)
 
 
 def quantized_copy(model: nn.Module, codebooks: Mapping[str, quantize.Codebook]) -> nn.Module:

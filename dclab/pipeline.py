@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -252,7 +252,7 @@ class LayerReport:
         return {
             "layer": self.name,
             "weights": self.weights,
-            "kept": self.density,
+            "density": self.density,
             "weight bits P+Q": self.bits,
             "weight bits +H": self.weight_bits_huffman,
             "index bits P+Q": self.index_bits,
@@ -321,7 +321,7 @@ class CompressionReport:
         return {
             "layer": "total",
             "weights": self.weights,
-            "kept": self.density,
+            "density": self.density,
             "weight bits P+Q": sum(e * layer.bits for e, layer in zip(entries, self.layers)) / n,
             "weight bits +H": sum(e * layer.weight_bits_huffman for e, layer in zip(entries, self.layers)) / n,
             "index bits P+Q": sum(e * layer.index_bits for e, layer in zip(entries, self.layers)) / n,
@@ -346,12 +346,12 @@ class CompressionReport:
 
     def table(self) -> str:
         """The per-layer table as plain text (what ``python -m dclab compress`` prints)."""
-        head = f"{'layer':<8}{'weights':>10}{'kept':>8}{'w bits':>8}{'w +H':>7}{'i bits':>8}{'i +H':>7}" \
+        head = f"{'layer':<8}{'weights':>10}{'density':>8}{'w bits':>8}{'w +H':>7}{'i bits':>8}{'i +H':>7}" \
                f"{'P+Q':>8}{'+H':>8}{'bytes':>9}"
         lines = [head, "-" * len(head)]
         for row in [layer.row() for layer in self.layers] + [self.totals()]:
             lines.append(
-                f"{row['layer']:<8}{row['weights']:>10,}{row['kept']:>8.1%}{row['weight bits P+Q']:>8.3g}"
+                f"{row['layer']:<8}{row['weights']:>10,}{row['density']:>8.1%}{row['weight bits P+Q']:>8.3g}"
                 f"{row['weight bits +H']:>7.2f}{row['index bits P+Q']:>8.3g}{row['index bits +H']:>7.2f}"
                 f"{row['size P+Q']:>8.2%}{row['size +H']:>8.2%}{row['bytes +H']:>9,}"
             )
@@ -481,28 +481,43 @@ def pruned_stage_bytes(layers: Sequence[CompressedLayer]) -> int:
     return total
 
 
+def dcz_layers(
+    model: nn.Module,
+    codebooks: Mapping[str, Codebook],
+    bits: Callable[[str, str], int],
+    gap_bits: Callable[[str, str], int],
+) -> list[CompressedLayer]:
+    """A model's codebooks as ``.dcz`` layers, in the model's layer order: the one place they are assembled
+    (``compress``, ``compress_weights``, the capstone's session, notebook 03's experiments).
+
+    ``bits(name, kind)`` is the width of a weight index; a pruned codebook (reserved zero) stores its
+    gaps in ``gap_bits(name, kind)`` bits, a dense one stores every index. Biases go in as float32.
+    """
+    compressed = []
+    for name, module in models.compressible_layers(model).items():
+        if name not in codebooks:
+            continue
+        kind, book = models.layer_kind(module), codebooks[name]
+        compressed.append(CompressedLayer.from_codebook(
+            name, kind, book, bits=bits(name, kind),
+            index_bits=gap_bits(name, kind) if book.reserved_zero else 0,
+            bias=None if module.bias is None else module.bias.detach(),
+        ))
+    return compressed
+
+
 def _encode(
     arch: str,
-    layers: Mapping[str, nn.Module],
+    model: nn.Module,
     codebooks: Mapping[str, Codebook],
     config: CompressionConfig,
     meta: Mapping[str, Any],
 ) -> tuple[bytes, bytes]:
     """The ``.dcz`` bytes at fixed width and Huffman-coded."""
-    compressed = []
-    for name, module in layers.items():
-        kind = models.layer_kind(module)
-        book = codebooks[name]
-        compressed.append(
-            CompressedLayer.from_codebook(
-                name,
-                kind,
-                book,
-                bits=config.bits_for(name, kind),
-                index_bits=config.index_bits_for(kind) if book.reserved_zero else 0,
-                bias=None if module.bias is None else module.bias.detach(),
-            )
-        )
+    missing = set(models.compressible_layers(model)) - set(codebooks)
+    if missing:
+        raise DclabError(f"no codebook for layer(s) {', '.join(sorted(missing))}")
+    compressed = dcz_layers(model, codebooks, config.bits_for, lambda name, kind: config.index_bits_for(kind))
     fixed = container.to_bytes(arch, compressed, huffman=False, meta=meta)
     coded = container.to_bytes(arch, compressed, huffman=True, meta=meta)
     return fixed, coded
@@ -547,8 +562,7 @@ def encode_dcz(
 ) -> tuple[bytes, CompressionReport]:
     """The one ``.dcz`` encoder of a compressed model: encode both ways (fixed-width and Huffman), return
     the configured file's bytes and the report measured from those bytes."""
-    layers = models.compressible_layers(compressed)
-    fixed, coded = _encode(arch, layers, codebooks, config, meta)
+    fixed, coded = _encode(arch, compressed, codebooks, config, meta)
     read = container.from_bytes(coded)
     report = CompressionReport(
         arch=arch,
@@ -564,6 +578,42 @@ def encode_dcz(
 
 # ---------------------------------------------------------------------------
 # The full pipeline (trains)
+
+
+def finetune_centroids(
+    model: nn.Module,
+    codebooks: Mapping[str, Codebook],
+    train_data: Digits,
+    config: CompressionConfig,
+    *,
+    test_data: Digits | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Codebook], list[dict]]:
+    """Trained quantization, the one implementation (``compress``, the capstone's fine-tune button; notebook 06).
+
+    Shares ``model``'s layers through ``codebooks`` and trains only the centroids and biases
+    (the indices stay, so pruned weights stay pruned; a centroid moves by the summed gradient of
+    its weights) for ``config.finetune_epochs`` at ``config.finetune_lr`` (cosine, no weight decay).
+    Afterwards ``model`` holds exactly the returned codebooks' weights. ``test_data`` adds a test
+    accuracy to each epoch's record. Returns ``(codebooks, history)``.
+    """
+    from .train import train
+
+    share_weights_(model, dict(codebooks))
+    history = []
+    if config.finetune_epochs:
+        params = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(".original")]
+        history = train(
+            model, train_data, config.finetune_epochs, config.finetune_lr,
+            batch_size=config.batch_size, max_shift=config.max_shift, seed=config.seed + 100,
+            parameters=params, weight_decay=0.0, after_step=after_step, eval_data=test_data, on_epoch=on_epoch,
+            progress=progress, desc="fine-tune centroids",
+        )
+    tuned = unshare_weights_(model)
+    apply_codebooks_(model, tuned)  # exactly what the file stores
+    return tuned, history
 
 
 def compress(
@@ -623,16 +673,7 @@ def compress(
         )
         for name, module in layers.items()
     }
-    share_weights_(net, codebooks)
-    if config.finetune_epochs:
-        params = [p for n, p in net.named_parameters() if p.requires_grad and not n.endswith(".original")]
-        train(
-            net, train_data, config.finetune_epochs, config.finetune_lr,
-            batch_size=config.batch_size, max_shift=config.max_shift, seed=config.seed + 100,
-            parameters=params, weight_decay=0.0, progress=progress, desc="fine-tune centroids",
-        )
-    codebooks = unshare_weights_(net)
-    apply_codebooks_(net, codebooks)  # exactly what the file stores
+    codebooks, _ = finetune_centroids(net, codebooks, train_data, config, progress=progress)
     net.eval()
     error_after = test_error(net, test_data)
 

@@ -37,7 +37,7 @@ from . import models, pipeline
 from .data import Digits
 from .errors import DclabError
 from .pipeline import CompressionConfig, CompressionReport, WeightCache
-from .quantize import Codebook, apply_codebooks_, quantize_layer, share_weights_, unshare_weights_
+from .quantize import Codebook, apply_codebooks_, quantize_layer
 
 __all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "staged_forward"]
 
@@ -435,18 +435,14 @@ class CompressionSession:
         ``on_epoch(epoch, test_accuracy)`` report progress. Returns a new snapshot
         whose ``.dcz`` holds the fine-tuned codebooks.
         """
-        from .train import train
-
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise DclabError(f"epochs must be a whole number >= 1, not {epochs!r}")
         net = self.network(snapshot.network)
         snapshot = self.evaluate(snapshot)
         data = train_data if train_data is not None else self.train_data
+        config = replace(snapshot.config, finetune_epochs=epochs, finetune_lr=lr, max_shift=max_shift)
         model = copy.deepcopy(net.model).train()
-        share_weights_(model, snapshot.codebooks)
-        params = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(".original")]
-        steps_per_epoch = math.ceil(len(data) / 128)
-        total = epochs * steps_per_epoch
+        total = epochs * math.ceil(len(data) / config.batch_size)
         done = [0]
 
         def after_step(_: nn.Module) -> None:
@@ -454,23 +450,16 @@ class CompressionSession:
             if on_step is not None:
                 on_step(done[0], total)
 
-        history = []
-        for epoch in range(epochs):
-            epoch_lr = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-            record = train(
-                model, data, 1, epoch_lr, batch_size=128, max_shift=max_shift, schedule="constant",
-                weight_decay=0.0, seed=snapshot.config.seed + 100 + epoch, parameters=params,
-                after_step=after_step, progress=False,
-            )[0]
-            record["epoch"] = epoch + 1
-            record["test_accuracy"] = net._evaluate_plain(model)
-            history.append(record)
+        def epoch_done(record: dict) -> None:
             if on_epoch is not None:
-                on_epoch(epoch + 1, record["test_accuracy"])
-        codebooks = unshare_weights_(model)
+                on_epoch(record["epoch"], record["test_accuracy"])
+
+        codebooks, history = pipeline.finetune_centroids(
+            model, snapshot.codebooks, data, config, test_data=self.test_data, after_step=after_step,
+            on_epoch=epoch_done, progress=False,
+        )
         model.eval()
         accuracy = history[-1]["test_accuracy"]
-        config = replace(snapshot.config, finetune_epochs=epochs, finetune_lr=lr)
         meta = {
             "test_error_before": 1.0 - snapshot.accuracy,
             "test_error_after": 1.0 - accuracy,

@@ -44,13 +44,15 @@ def train(
     after_step: Callable[[nn.Module], None] | None = None,
     parameters: list[torch.nn.Parameter] | None = None,
     eval_data: Digits | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
     desc: str = "training",
 ) -> list[dict]:
     """Train with SGD (momentum, L2 weight decay, cosine or constant lr); returns one dict per epoch.
 
     ``parameters`` restricts what is optimised (e.g. only the centroids of trained
-    quantization); ``eval_data`` adds a test accuracy to each epoch's record.
+    quantization); ``eval_data`` adds a test accuracy to each epoch's record;
+    ``on_epoch(record)`` runs when an epoch's record is complete (a widget's progress).
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -92,6 +94,8 @@ def train(
             record["test_accuracy"] = evaluate(model, eval_data)
         bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"}, refresh=False)
         history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
     bar.close()
     model.eval()
     return history

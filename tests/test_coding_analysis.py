@@ -181,7 +181,7 @@ def test_tables_put_the_paper_beside_the_measurement(cached_runs):
         (layer, source) for layer in ("ip1", "ip2", "ip3", "total") for source in ("measured", "paper")
     ]
     ip1 = rows[0]
-    assert ip1["kept"] == pytest.approx(0.08, abs=0.001)  # the papers' sparsity, 92% pruned
+    assert ip1["density"] == pytest.approx(0.08, abs=0.001)  # the papers' sparsity, 92% pruned
     assert ip1["weight bits P+Q"] == 5 and ip1["weight bits +H"] < 5
     assert rows[1]["weight bits +H"] == 4.4 and rows[7]["size +H"] == 0.0249
     t1 = ca.table1_rows([run])

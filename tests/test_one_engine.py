@@ -51,7 +51,7 @@ SETTINGS = dict(
 @settings(max_examples=20, deadline=None)
 @given(**SETTINGS)
 def test_session_widget_and_engine_write_the_same_bytes_and_accuracy(arch, sparsity, bits, gap_bits, init, huffman):
-    from dclab.widgets.coding import compress_point
+    from dclab.widgets.coding import pipeline_widget
 
     model = network(arch)
     config = CompressionConfig(sparsity=sparsity, conv_bits=bits, fc_bits=bits, conv_index_bits=gap_bits,
@@ -61,8 +61,8 @@ def test_session_widget_and_engine_write_the_same_bytes_and_accuracy(arch, spars
     assert snap.dcz == engine and snap.report.stage_bytes == report.stage_bytes
     assert snap.accuracy == evaluate(load_model(engine), digits())
     if init == "linear" and huffman:  # notebook 04's pipeline widget: one sparsity, bits and gap width for all
-        point = compress_point(model, WeightCache(model), digits(), sparsity, bits, gap_bits)
-        assert point.dcz == engine
+        point = pipeline_widget(model, digits(), sparsity, bits, gap_bits).point
+        assert point.dcz == engine and point.test_error == 1 - snap.accuracy
 
 
 @settings(max_examples=8, deadline=None)

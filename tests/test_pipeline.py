@@ -120,7 +120,7 @@ def test_report_reads_well(run):
     report = result.report
     frame = report.to_frame()
     assert list(frame.index) == ["ip1", "ip2", "ip3", "total"]
-    assert {"kept", "weight bits +H", "index bits +H", "size P+Q", "size +H"} <= set(frame.columns)
+    assert {"density", "weight bits +H", "index bits +H", "size P+Q", "size +H"} <= set(frame.columns)
     assert frame.loc["total", "weights"] == 266_200
     assert list(report.stages_frame().index)[-1] == "+ Huffman"
     text = str(report)

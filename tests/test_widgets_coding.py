@@ -95,12 +95,15 @@ def test_moving_the_bits_slider_changes_the_codebook_bits(widget, lenet300, mnis
     assert list(widget.figure.data[3].y) == [3.0, 3.0, 3.0]
 
 
-def test_settings_seen_before_come_from_the_cache(widget):
+def test_settings_seen_before_come_from_the_sessions_caches(widget):
     widget.sparsity.value, widget.bits.value, widget.index_bits.value = 0.5, 4, 5
     first = widget.point
     widget.sparsity.value = 0.6
+    net = widget.session.network("lenet300")
+    computed = len(net.accuracies), len(net.codebooks), len(net.masks)
     widget.sparsity.value = 0.5
-    assert widget.point is first
+    assert (len(net.accuracies), len(net.codebooks), len(net.masks)) == computed  # nothing computed again
+    assert widget.point.dcz == first.dcz and widget.point.test_error == first.test_error
 
 
 # ---------------------------------------------------------------- figures

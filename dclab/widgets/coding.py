@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from html import escape
 
@@ -13,12 +12,9 @@ from torch import nn
 from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.models import TITLES
-from dclab.pipeline import CompressionConfig, CompressionReport, WeightCache, arch_of, compress_weights, load_model
-from dclab.train import test_error
+from dclab.pipeline import CompressionConfig, CompressionReport, arch_of
+from dclab.session import CompressionSession
 from dclab.viz.coding import fig_pipeline, waterfall_values
-
-_CACHE_SIZE = 64
-
 
 @dataclass(frozen=True)
 class PipelinePoint:
@@ -47,17 +43,10 @@ class PipelinePoint:
         return self.report.dense_bytes / self.file_bytes
 
 
-def compress_point(model: nn.Module, cache: WeightCache, test_data: Digits, sparsity: float, bits: int,
-                   index_bits: int) -> PipelinePoint:
-    """Compress without training at one setting, then decode the bytes and measure their error (notebook 04).
-
-    ``sparsity`` applies to every layer, ``bits`` to every codebook, ``index_bits`` to every layer's gaps.
-    """
-    config = CompressionConfig(sparsity=float(sparsity), conv_bits=int(bits), fc_bits=int(bits),
-                               conv_index_bits=int(index_bits), fc_index_bits=int(index_bits), huffman=True)
-    _, dcz, report = compress_weights(model, config, cache=cache)
-    decoded = load_model(dcz)  # the error is the file's, not the in-memory model's
-    return PipelinePoint(float(sparsity), int(bits), int(index_bits), dcz, report, test_error(decoded, test_data))
+def pipeline_config(sparsity: float, bits: int, index_bits: int) -> CompressionConfig:
+    """The widget's setting as an engine config: one sparsity, one bit width and one gap width for every layer."""
+    return CompressionConfig(sparsity=float(sparsity), conv_bits=int(bits), fc_bits=int(bits),
+                             conv_index_bits=int(index_bits), fc_index_bits=int(index_bits), huffman=True)
 
 
 def _layer_rows(report: CompressionReport) -> list[dict]:
@@ -74,8 +63,9 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
 
     No retraining: each setting prunes the trained ``model`` by magnitude, shares
     its weights by k-means and writes the ``.dcz`` with and without Huffman
-    coding; the shown error is that of the model decoded from the Huffman-coded
-    bytes, on all of ``test_data``. Settings already seen come from a cache.
+    coding; the shown error is that of the weights the file holds, on all of ``test_data``.
+    The work is the capstone's ``CompressionSession`` (one engine; settings already seen
+    come from its caches).
 
     Attributes for tests: ``sparsity``, ``bits``, ``index_bits`` (sliders);
     ``figure`` (FigureWidget); ``size_label``, ``fixed_label``, ``ratio_label``,
@@ -84,20 +74,14 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     if not 0 <= sparsity < 1:
         raise DclabError(f"sparsity must be in [0, 1) (the fraction of weights removed); got {sparsity!r}")
     arch = arch_of(model)
-    cache = WeightCache(model, arch)
-    base_error = test_error(model, test_data) if baseline_error is None else float(baseline_error)
-    points: OrderedDict[tuple, PipelinePoint] = OrderedDict()
+    # the capstone's engine: masks, codebooks, .dcz and accuracy, each cached (settings seen before are instant)
+    session = CompressionSession(test_data, {arch: model})
+    net = session.network(arch)
+    base_error = 1 - net.baseline_accuracy if baseline_error is None else float(baseline_error)
 
     def point_for(s: float, b: int, ib: int) -> PipelinePoint:
-        key = (round(s, 4), b, ib)
-        if key in points:
-            points.move_to_end(key)
-            return points[key]
-        p = compress_point(model, cache, test_data, s, b, ib)
-        points[key] = p
-        if len(points) > _CACHE_SIZE:
-            points.popitem(last=False)
-        return p
+        snap = session.compress(arch, pipeline_config(s, b, ib))
+        return PipelinePoint(float(s), int(b), int(ib), snap.dcz, snap.report, 1 - snap.accuracy)
 
     style = {"description_width": "110px"}
     sparsity_slider = W.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
@@ -177,6 +161,6 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     box.sparsity, box.bits, box.index_bits = sparsity_slider, bits_slider, gap_slider
     box.figure, box.size_label, box.fixed_label = figure, size_label, fixed_label
     box.ratio_label, box.error_label, box.status = ratio_label, error_label, status
-    box.point, box.baseline_error, box.cache = first, base_error, points
+    box.point, box.baseline_error, box.session = first, base_error, session
     show_numbers(first)  # the figure was built from this point already
     return box

@@ -31,7 +31,7 @@ def _table2_total_row() -> dict[str, str]:
     """Deep Compression, Table 2's total row for LeNet-300-100, written as the paper prints it."""
     weights, kept, wb_pq, wb_pqh, ib_pq, ib_pqh, size_pq, size_pqh = paper.TABLE2["total"]
     return {
-        "layer": "paper (total)", "weights": f"{weights // 1000}K", "kept": f"{kept:.0%} ({int(1 / kept)}x)",
+        "layer": "paper (total)", "weights": f"{weights // 1000}K", "density": f"{kept:.0%} ({int(1 / kept)}x)",
         "weight bits P+Q": f"{wb_pq:g}", "weight bits +H": f"{wb_pqh:g}", "index bits P+Q": f"{ib_pq:g}",
         "index bits +H": f"{ib_pqh:g}", "size P+Q": f"{size_pq:.1%} ({int(1 / size_pq)}x)",
         "size +H": f"{size_pqh:.2%} ({int(1 / size_pqh)}x)",
@@ -110,26 +110,26 @@ def _pct(x: float) -> str:
 def layer_table_html(snap: Snapshot) -> str:
     """The per-layer table in the shape of Deep Compression's Table 2, measured from the ``.dcz`` (notebook 06)."""
     report = snap.report
-    heads = ["layer", "weights", "kept after P", "weight bits P+Q", "weight bits +H", "index bits P+Q",
+    heads = ["layer", "weights", "kept after P (density)", "weight bits P+Q", "weight bits +H", "index bits P+Q",
              "index bits +H", "size P+Q", "size +H", "bytes +H"]
     rows = []
     for layer in report.layers:
         r = layer.row()
         rows.append((layer.name, [
-            f"{r['weights']:,}", _pct(r["kept"]), f"{r['weight bits P+Q']}", f"{r['weight bits +H']:.1f}",
+            f"{r['weights']:,}", _pct(r["density"]), f"{r['weight bits P+Q']}", f"{r['weight bits +H']:.1f}",
             f"{r['index bits P+Q']}", f"{r['index bits +H']:.1f}", _pct(r["size P+Q"]), _pct(r["size +H"]),
             f"{r['bytes +H']:,}",
         ]))
     t = report.totals()
     rows.append(("total", [
-        f"{t['weights']:,}", f"{_pct(t['kept'])} ({1 / max(t['kept'], 1e-9):.0f}x)", f"{t['weight bits P+Q']:.2g}",
+        f"{t['weights']:,}", f"{_pct(t['density'])} ({1 / max(t['density'], 1e-9):.0f}x)", f"{t['weight bits P+Q']:.2g}",
         f"{t['weight bits +H']:.1f}", f"{t['index bits P+Q']:.2g}", f"{t['index bits +H']:.1f}",
         f"{_pct(t['size P+Q'])} ({1 / t['size P+Q']:.0f}x)", f"{_pct(t['size +H'])} ({1 / t['size +H']:.0f}x)",
         f"{t['bytes +H']:,}",
     ]))
     if snap.network == "lenet300":
         p = PAPER_TABLE2_TOTAL
-        rows.append((p["layer"], [p[k] for k in ("weights", "kept", "weight bits P+Q", "weight bits +H",
+        rows.append((p["layer"], [p[k] for k in ("weights", "density", "weight bits P+Q", "weight bits +H",
                                                  "index bits P+Q", "index bits +H", "size P+Q", "size +H")] + [""]))
     head = "".join(f'<th style="{_CELL}">{h}</th>' for h in heads)
     body = []
