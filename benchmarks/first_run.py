@@ -65,9 +65,9 @@ def timeline(log: str, wall: float | None, load: tuple[float, float] | None, see
     if set(stamps) != {"setup", "prepare", "tests"}:
         raise SystemExit("the log has no complete [ci] timeline (is it the output of .ci/run?)")
     rows = [("install (`make setup`: venv, torch, dclab and its test tools)", stamps["setup"])]
-    for title, epochs, seconds, threads, error, target, seed in TRAINED.findall(log):
+    for title, epochs, seconds, threads, error, target, trained_seed in TRAINED.findall(log):
         rows.append((f"`prepare`: {title}, {epochs} epochs, test error {error}% (target <= {target}%, "
-                     f"seed {seed}, {threads} threads)", int(seconds)))
+                     f"seed {trained_seed}, {threads} threads)", int(seconds)))
     rows.append(("`prepare` in all (MNIST from `DCLAB_DATA`, every baseline trained)",
                  stamps["prepare"] - stamps["setup"]))
     summary = PYTEST.findall(log)
