@@ -54,22 +54,9 @@ RECIPES: dict[str, Recipe] = {
 def train_firenet(recipe: Recipe = FIRENET_RECIPE, *, progress: bool = True) -> tuple[nn.Module, dict]:
     """Train FireNet with BatchNorm on MNIST, fold it, measure it: ``(model, info)`` (notebook 05, section 4)."""
     model = models.FireNet(batchnorm=True)
-    start = time.perf_counter()
-    train(
-        model, load_mnist("train"), recipe.epochs, recipe.lr,
-        weight_decay=recipe.weight_decay, batch_size=recipe.batch_size, max_shift=recipe.max_shift,
-        seed=recipe.seed, progress=progress, desc="training FireNet",
-    )
-    seconds = time.perf_counter() - start
+    seconds = _fit(model, recipe, progress, "training FireNet")
     folded = models.fold_batchnorm(model.eval())
-    info = {
-        "name": "firenet",
-        "test_error": test_error(folded, load_mnist("test")),
-        "train_seconds": seconds,
-        "threads": torch.get_num_threads(),
-        "recipe": asdict(recipe),
-        "trained_by": FIRENET_TRAINER,
-    }
+    info = {**_measured("firenet", folded, recipe, seconds), "trained_by": FIRENET_TRAINER}
     return folded, info
 
 
@@ -148,27 +135,30 @@ def training_summary(name: str, info: dict) -> str:
 
 def _train_plain(name: str, chosen: Recipe, progress: bool) -> tuple[nn.Module, dict]:
     model = models.build(name)
+    seconds = _fit(model, chosen, progress, f"training {models.TITLES.get(name, name)}")
+    return model, _measured(name, model, chosen, seconds)
+
+
+def _fit(model: nn.Module, chosen: Recipe, progress: bool, desc: str) -> float:
+    """Train ``model`` on MNIST's training digits by the recipe; the seconds it took."""
     start = time.perf_counter()
     train(
-        model,
-        load_mnist("train"),
-        chosen.epochs,
-        chosen.lr,
-        weight_decay=chosen.weight_decay,
-        batch_size=chosen.batch_size,
-        max_shift=chosen.max_shift,
-        seed=chosen.seed,
-        progress=progress,
-        desc=f"training {models.TITLES.get(name, name)}",
+        model, load_mnist("train"), chosen.epochs, chosen.lr,
+        weight_decay=chosen.weight_decay, batch_size=chosen.batch_size, max_shift=chosen.max_shift,
+        seed=chosen.seed, progress=progress, desc=desc,
     )
-    info = {
+    return time.perf_counter() - start
+
+
+def _measured(name: str, model: nn.Module, chosen: Recipe, seconds: float) -> dict:
+    """What a baseline's .json records: its test error, training time, threads and recipe."""
+    return {
         "name": name,
         "test_error": test_error(model, load_mnist("test")),
-        "train_seconds": time.perf_counter() - start,
+        "train_seconds": seconds,
         "threads": torch.get_num_threads(),
         "recipe": asdict(chosen),
     }
-    return model, info
 
 
 def _save(name: str, model: nn.Module, info: dict) -> None:
