@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section  # noqa: E402
 
-from dclab import huffman  # noqa: E402
+from dclab.codec import huffman  # noqa: E402
 
 LARGE_N = 10_000_000
 DAHUFFMAN_N = 1_000_000
@@ -47,7 +47,8 @@ def real_stream() -> tuple[np.ndarray, str]:
     """
     import torch
 
-    from dclab.coding_analysis import dcz_streams, pipeline_run
+    from dclab.codec.entropy import dcz_streams
+    from dclab.lessons.coding import pipeline_run
 
     torch.set_num_threads(1)
     run = pipeline_run("lenet300")
@@ -87,7 +88,7 @@ class Codec:
 
 def _dclab() -> Codec:
     return Codec(
-        "dclab.huffman",
+        "dclab.codec.huffman",
         prepare=lambda x: x,
         encode=huffman.encode,
         decode=huffman.decode,
@@ -281,7 +282,7 @@ def run(quick: bool = False) -> tuple[str, list[dict[str, Any]]]:
     if any("decode **0." in g for g in goals):
         lines += [
             "",
-            "Why decoding is not faster than bitarray's: `dclab.huffman.decode` runs bitarray's own C "
+            "Why decoding is not faster than bitarray's: `dclab.codec.huffman.decode` runs bitarray's own C "
             "`canonical_decode` iterator and collects it with `bytes()` into a numpy array (which the `.dcz` reader "
             "needs); bitarray's row collects the same iterator into a Python list, which is cheaper per symbol "
             "(small ints are shared objects), and has no table check or array conversion. Collecting with "

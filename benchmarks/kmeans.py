@@ -1,4 +1,4 @@
-"""Benchmark: dclab's 1-D k-means (dclab.quantize.kmeans_1d) against scikit-learn's KMeans.
+"""Benchmark: dclab's 1-D k-means (dclab.algorithms.quantize.kmeans_1d) against scikit-learn's KMeans.
 
 One million weights drawn from a Laplacian/Gaussian mix (the shape of a trained
 layer: a sharp peak at zero and wide shoulders), 256 clusters (8 bits, the paper's
@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section  # noqa: E402
 
-from dclab.quantize import init_centroids, kmeans_1d  # noqa: E402
+from dclab.algorithms.quantize import init_centroids, kmeans_1d  # noqa: E402
 
 
 def weights(n: int, seed: int = 0) -> np.ndarray:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section  # noqa: E402
 
 from dclab.data import load_mnist  # noqa: E402
-from dclab.session import CompressionSession  # noqa: E402
+from dclab.pipeline.session import CompressionSession  # noqa: E402
 from dclab.train import evaluate  # noqa: E402
 from dclab.widgets.dashboard import NETWORKS, compression_dashboard  # noqa: E402
 

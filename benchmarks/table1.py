@@ -40,7 +40,7 @@ AIM = 45.0
 TIME_LIMIT_S = 15 * 60
 
 
-from dclab.coding_analysis import compressed_path  # noqa: E402
+from dclab.lessons.coding import compressed_path  # noqa: E402
 
 
 def run(name: str, quick: bool, out_dir: Path) -> dict:
@@ -53,7 +53,7 @@ def run(name: str, quick: bool, out_dir: Path) -> dict:
         )
     start = time.perf_counter()
     result = compress(baseline, config, arch=name)
-    # the full runs land where notebook 04 looks for them (coding_analysis.pipeline_run)
+    # the full runs land where notebook 04 looks for them (dclab.lessons.coding.pipeline_run)
     path = out_dir / f"{name}.dcz" if quick else compressed_path(name, config)
     path.parent.mkdir(parents=True, exist_ok=True)
     on_disk = result.save(path)

@@ -18,7 +18,7 @@ Layers: core (errors, hardware, numformats, prune, quantize, lowrank, sparse, hu
 container) -> paths, data, models, train, zoo, pipeline -> viz -> widgets -> notebooks.
 See docs/architecture.md.
 """
-from .errors import DataNotFoundError, DclabError, DczFormatError
+from dclab.errors import DataNotFoundError, DclabError, DczFormatError
 
 __version__ = "0.1.0"
 __all__ = ["DclabError", "DataNotFoundError", "DczFormatError", "pretrained", "__version__"]
@@ -27,7 +27,7 @@ __all__ = ["DclabError", "DataNotFoundError", "DczFormatError", "pretrained", "_
 def __getattr__(name: str):
     # ``dclab.pretrained`` is imported on first use, so importing the core stays light
     if name == "pretrained":
-        from .zoo import pretrained
+        from dclab.zoo import pretrained
 
         return pretrained
     raise AttributeError(f"module 'dclab' has no attribute {name!r}")

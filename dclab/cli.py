@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import DclabError
+from dclab.errors import DclabError
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Fetch MNIST and train (or load) every baseline, printing what was measured."""
-    from . import zoo
-    from .data import load_mnist
-    from .paths import data_root
+    from dclab import zoo
+    from dclab.data import load_mnist
+    from dclab.paths import data_root
 
     load_mnist("train")
     load_mnist("test")
@@ -41,8 +41,8 @@ def _per_layer(spec: str | None, what: str) -> float | dict[str, float] | None:
 
 def cmd_compress(args: argparse.Namespace) -> int:
     """Compress a trained baseline into a .dcz file and print the per-layer report."""
-    from . import zoo
-    from .pipeline import CompressionConfig, compress
+    from dclab import zoo
+    from dclab.pipeline import CompressionConfig, compress
 
     given = {
         "sparsity": _per_layer(args.sparsity, "sparsity"),
@@ -71,8 +71,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the per-layer table of a .dcz, from the file alone."""
-    from .container import read_dcz
-    from .pipeline import report_from_dcz
+    from dclab.codec.container import read_dcz
+    from dclab.pipeline import report_from_dcz
 
     dcz = read_dcz(_existing(args.file))
     print(f"{args.file}: {dcz.arch}, {'Huffman-coded' if dcz.huffman else 'fixed-width'}, {dcz.n_bytes:,} bytes")
@@ -82,9 +82,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Rebuild the model stored in a .dcz and measure its MNIST test error."""
-    from .data import load_mnist
-    from .pipeline import load_model
-    from .train import test_error
+    from dclab.data import load_mnist
+    from dclab.pipeline import load_model
+    from dclab.train import test_error
 
     model = load_model(_existing(args.file))
     error = test_error(model, load_mnist("test"))
@@ -94,7 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_student_copies(args: argparse.Namespace) -> int:
     """Write student versions of the lecture notebooks: solutions replaced by stubs, outputs cleared."""
-    from .student import write_student_copies
+    from dclab.student import write_student_copies
 
     copies = write_student_copies(args.out_dir, notebooks=args.notebooks or None, source=args.source)
     for copy in copies:
@@ -121,7 +121,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
-    from .quantize import INITS
+    from dclab.algorithms.quantize import INITS
 
     compress = commands.add_parser("compress", help="prune, quantize and Huffman-code a baseline into a .dcz")
     compress.add_argument("model", help="lenet300 or lenet5")
@@ -150,7 +150,7 @@ def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the notebooks as Voila dashboards on 127.0.0.1 (what ``make demo`` runs)."""
-    from .serve import serve
+    from dclab.serve import serve
 
     return serve(args.port, args.host)
 

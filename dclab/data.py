@@ -15,8 +15,8 @@ from typing import Iterator
 
 import torch
 
-from .errors import DataNotFoundError
-from .paths import data_root
+from dclab.errors import DataNotFoundError
+from dclab.paths import data_root
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081

@@ -24,7 +24,6 @@ from torch import nn
 
 from dclab.errors import DclabError
 
-
 # ---------------------------------------------------------------- devices
 
 

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from .errors import DclabError
+from dclab.errors import DclabError
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = CHECKOUT / "notebooks"

@@ -12,8 +12,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import Digits
-from .progress import progress_bar
+from dclab.data import Digits
+from dclab.progress import progress_bar
 
 
 def augment_shift(x: torch.Tensor, max_shift: float, generator: torch.Generator) -> torch.Tensor:

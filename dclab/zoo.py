@@ -15,12 +15,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import models
-from .cache import atomic_write
-from .data import load_mnist
-from .errors import DclabError
-from .paths import cache_dir
-from .train import test_error, train
+from dclab import models
+from dclab.cache import atomic_write
+from dclab.data import load_mnist
+from dclab.errors import DclabError
+from dclab.paths import cache_dir
+from dclab.train import test_error, train
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Recipe:
 
 FIRENET_RECIPE = Recipe(epochs=4, lr=0.1, max_shift=0.0, batch_size=64, target_error=0.01, version=2)
 """How FireNet is trained (with BatchNorm, then folded): 4 epochs of SGD, no augmentation (notebook 05)."""
-FIRENET_TRAINER = "dclab.squeeze.train_firenet: FireNet(batchnorm=True), BatchNorm folded"  # as recorded in cached baselines
+FIRENET_TRAINER = "dclab.zoo.train_firenet: FireNet(batchnorm=True), BatchNorm folded"  # as recorded in cached baselines
 
 RECIPES: dict[str, Recipe] = {
     "lenet300": Recipe(epochs=30, lr=0.05, target_error=0.0164),

@@ -75,6 +75,7 @@ def test_voila_template_is_voilas_lab_template_with_font_awesome_served_locally(
 
 def test_voila_configs_use_the_offline_template_and_the_package_installs_it():
     import json
+
     import tomllib
 
     for name in ("voila.json", "jupyter_server_config.json"):

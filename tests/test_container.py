@@ -14,8 +14,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dclab import container
-from dclab.container import CompressedLayer, from_bytes, read_dcz, to_bytes, write_dcz
+from dclab.codec import container
+from dclab.codec.container import (
+    CompressedLayer,
+    from_bytes,
+    read_dcz,
+    to_bytes,
+    write_dcz,
+)
 from dclab.errors import DclabError, DczFormatError
 
 # The example of docs/dcz-format.md, "A complete example".
@@ -162,7 +168,7 @@ def test_dense_layer_with_nonzero_first_centroid():
 
 
 def test_from_codebook_and_special_values():
-    class Codebook:  # duck-typed dclab.quantize.Codebook
+    class Codebook:  # duck-typed dclab.algorithms.quantize.Codebook
         centroids = torch.tensor([0.0, -0.0, float("inf"), float("nan")])
         indices = torch.tensor([[1, 2, 3, 0]])
 

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from dclab import exercises
 from dclab.exercises import REGISTRY, CheckResult, ExerciseFailed
 
@@ -559,7 +559,7 @@ def test_use_returns_the_students_function_once_it_passes(capsys):
 
 
 def test_use_falls_back_to_dclab_and_says_so_in_one_line(capsys):
-    from dclab import prune
+    from dclab.algorithms import prune
 
     def magnitude_mask(w, sparsity):
         raise NotImplementedError("Exercise magnitude_mask: write your code here")
@@ -567,7 +567,7 @@ def test_use_falls_back_to_dclab_and_says_so_in_one_line(capsys):
     fn = exercises.use(magnitude_mask)
     assert fn is prune.magnitude_mask
     out = capsys.readouterr().out
-    assert out == "Your magnitude_mask is not written yet, so the cells below use dclab.prune.magnitude_mask instead.\n"
+    assert out == "Your magnitude_mask is not written yet, so the cells below use dclab.algorithms.prune.magnitude_mask instead.\n"
     assert exercises.use(_mask_signed, name="magnitude_mask") is prune.magnitude_mask
     assert "does not pass its check yet" in capsys.readouterr().out
     assert exercises.use(_mask_kthvalue, name="magnitude_mask") is prune.magnitude_mask
@@ -619,7 +619,7 @@ def test_reference_fp16_value_on_every_pattern():
 
 
 def test_centroid_gradient_is_what_autograd_gives_shared_weights():
-    from dclab.quantize import Codebook, SharedWeights
+    from dclab.algorithms.quantize import Codebook, SharedWeights
 
     g = torch.Generator().manual_seed(0)
     indices = torch.randint(0, 8, (5, 7), generator=g)
@@ -639,8 +639,8 @@ def test_figure_3_reduces_to_the_papers_grouped_gradient():
 
 
 def test_kmeans_step_fallback_is_one_step_of_dclab_kmeans():
+    from dclab.algorithms.quantize import kmeans_1d
     from dclab.exercises.sharing import kmeans_step as step
-    from dclab.quantize import kmeans_1d
 
     values = torch.randn(500, generator=torch.Generator().manual_seed(1))
     c = torch.linspace(-2.5, 2.5, 6)

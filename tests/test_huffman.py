@@ -9,9 +9,9 @@ from dahuffman import HuffmanCodec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dclab import huffman
+from dclab.codec import huffman
+from dclab.codec.huffman import HuffmanStream
 from dclab.errors import DclabError
-from dclab.huffman import HuffmanStream
 
 # Counts of at least two distinct symbols, as {symbol: count}.
 freq_maps = st.dictionaries(st.integers(0, 300), st.integers(1, 10_000), min_size=2, max_size=60)

@@ -3,8 +3,13 @@ import pytest
 import torch
 from torch import nn
 
+from dclab.algorithms.lowrank import (
+    svd_compress,
+    svd_compress_,
+    svd_parameters,
+    svd_rank_for,
+)
 from dclab.errors import DclabError
-from dclab.lowrank import svd_compress, svd_compress_, svd_parameters, svd_rank_for
 
 
 def test_rank_r_matrix_is_recovered_exactly():

@@ -5,9 +5,8 @@ import json
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import NOTEBOOKS
+from nbclient import NotebookClient
 
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 IDS = [p.name for p in NOTEBOOK_PATHS]

@@ -10,13 +10,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dclab import container, quantize
+from dclab.algorithms import quantize
+from dclab.algorithms.prune import magnitude_mask
+from dclab.codec import container
+from dclab.codec.sparse import encode_pruned
 from dclab.data import Digits
 from dclab.models import LeNet5, LeNet300, compressible_layers
-from dclab.pipeline import CompressionConfig, WeightCache, compress, compress_weights, load_model
-from dclab.prune import magnitude_mask
-from dclab.session import CompressionSession
-from dclab.sparse import encode_pruned
+from dclab.pipeline import (
+    CompressionConfig,
+    WeightCache,
+    compress,
+    compress_weights,
+    load_model,
+)
+from dclab.pipeline.session import CompressionSession
 from dclab.train import evaluate
 
 BUILD = {"lenet300": LeNet300, "lenet5": LeNet5}
@@ -106,7 +113,7 @@ def test_prune_explorer_cuts_the_engines_masks_and_shows_the_engines_pruned_byte
 @settings(max_examples=8, deadline=None)
 @given(arch=st.sampled_from(sorted(BUILD)), bits=st.integers(1, 6), init=st.sampled_from(quantize.INITS))
 def test_bit_width_widget_shares_the_engines_codebooks(arch, bits, init):
-    from dclab.widgets.quantization import bit_width_explorer
+    from dclab.widgets.sharing import bit_width_explorer
 
     model = network(arch)
     layer = list(compressible_layers(model))[-1]

@@ -6,9 +6,9 @@ import time
 import pytest
 import torch
 
-from dclab import container
+from dclab.codec import container
 from dclab.errors import DclabError, DczFormatError
-from dclab.models import LeNet300, LeNet5, compressible_layers, count_parameters
+from dclab.models import LeNet5, LeNet300, compressible_layers, count_parameters
 from dclab.pipeline import (
     CompressionConfig,
     WeightCache,
@@ -87,8 +87,8 @@ def test_stage_sizes_are_real_bytes(run):
     fixed = container.to_bytes(read.arch, read.layers, huffman=False, meta=read.meta)
     assert stages["pruned + quantized"] == len(fixed)
     assert stages["dense"] > stages["pruned"] > stages["pruned + quantized"] > stages["+ Huffman"]
-    # pruned: the real bytes of each layer in the pruning-only format (dclab.sparse), plus the biases
-    from dclab.sparse import encode_pruned
+    # pruned: the real bytes of each layer in the pruning-only format (dclab.codec.sparse), plus the biases
+    from dclab.codec.sparse import encode_pruned
 
     model = load_model(result.dcz)
     layers = {s.name: s for s in read.layer_stats()}
@@ -210,7 +210,7 @@ def test_load_model_refuses_what_it_cannot_read(tmp_path):
 
 
 def test_weight_cache_masks_equal_magnitude_masks(trained):
-    from dclab.prune import magnitude_mask
+    from dclab.algorithms.prune import magnitude_mask
 
     cache = WeightCache(trained)
     for name, w in cache.weights.items():

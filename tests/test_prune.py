@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from dclab.errors import DclabError
-from dclab.prune import (
+from dclab.algorithms.prune import (
     MagnitudeOrder,
     Pruner,
     global_magnitude_masks,
@@ -21,6 +20,7 @@ from dclab.prune import (
     sparsity_of,
     threshold_mask,
 )
+from dclab.errors import DclabError
 
 W5 = torch.tensor(
     [

@@ -7,9 +7,8 @@ import torch
 from sklearn.cluster import KMeans
 from torch import nn
 
-from dclab.errors import DclabError
-from dclab.prune import magnitude_mask
-from dclab.quantize import (
+from dclab.algorithms.prune import magnitude_mask
+from dclab.algorithms.quantize import (
     DEFAULT_BITS,
     Codebook,
     SharedWeights,
@@ -22,6 +21,7 @@ from dclab.quantize import (
     sharing_ratio,
     unshare_weights_,
 )
+from dclab.errors import DclabError
 
 
 def _sse(x: np.ndarray, centroids, labels) -> float:
@@ -234,9 +234,9 @@ def test_much_faster_than_sklearn_on_a_large_layer():
 
 
 def test_apply_codebooks_writes_the_shared_values_in_place_and_names_a_missing_layer():
+    from dclab.algorithms.quantize import apply_codebooks_, quantize_layer
     from dclab.errors import DclabError
     from dclab.models import LeNet300
-    from dclab.quantize import apply_codebooks_, quantize_layer
 
     torch.manual_seed(0)
     model = LeNet300()

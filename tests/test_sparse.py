@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dclab import sparse
+from dclab.codec import sparse
 from dclab.errors import DclabError
 
 

@@ -10,14 +10,19 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from conftest import NOTEBOOKS
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from conftest import NOTEBOOKS
 from dclab import exercises
 from dclab.cli import main
 from dclab.errors import DclabError
-from dclab.student import has_solutions, student_notebook, student_source, write_student_copies
+from dclab.student import (
+    has_solutions,
+    student_notebook,
+    student_source,
+    write_student_copies,
+)
 
 SOLUTION = {"nbgrader": {"grade": False, "grade_id": "magnitude_mask", "locked": False, "schema_version": 3,
                          "solution": True, "task": False}}
@@ -241,7 +246,7 @@ def test_student_copy_runs_top_to_bottom_with_the_fallback(tmp_path, monkeypatch
     assert check["text/plain"].startswith("… magnitude_mask is not written yet")
     assert "dclab-check-not-done" in check["text/html"]
     later = "".join(o.get("text", "") for o in outputs[7])
-    assert later == ("Your magnitude_mask is not written yet, so the cells below use dclab.prune.magnitude_mask "
+    assert later == ("Your magnitude_mask is not written yet, so the cells below use dclab.algorithms.prune.magnitude_mask "
                      "instead.\n7 of 10 weights kept\n")
 
 

@@ -7,8 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dclab import coding_analysis as ca
-from dclab import container
+from dclab.codec import container, entropy
 from dclab.pipeline import CompressionConfig, compress_weights, load_model
 from dclab.train import test_error
 from dclab.viz import coding as vc
@@ -113,7 +112,7 @@ def test_code_tree_leaves_are_the_canonical_codewords():
     x = np.repeat([0, 1, 2, 3, 4], [50, 20, 15, 10, 5])
     fig = vc.fig_code_tree(x, {0: "zero"})
     tree = fig.data[0]
-    codes = ca.symbol_costs(x)
+    codes = entropy.symbol_costs(x)
     assert {f"code {c.codeword}" for c in codes} <= set(tree.ids)
     values = dict(zip(tree.ids, tree.values))
     parents = dict(zip(tree.ids, tree.parents))
@@ -126,8 +125,8 @@ def test_code_tree_leaves_are_the_canonical_codewords():
 
 
 def test_coder_comparison_and_pipeline_figures_carry_the_numbers():
-    streams = {"ip3": ca.layer_streams(np.array([0, 3, 0, 0, 1, 2, 0, 3] * 40), 2)}
-    rows = ca.stream_table(streams, {"ip3": {"weights": 2, "gaps": 2}})
+    streams = {"ip3": entropy.layer_streams(np.array([0, 3, 0, 0, 1, 2, 0, 3] * 40), 2)}
+    rows = entropy.stream_table(streams, {"ip3": {"weights": 2, "gaps": 2}})
     fig = vc.fig_coder_comparison(rows)
     huff = next(t for t in fig.data if t.name == "Huffman")
     assert list(huff.y) == [r["bits_per_symbol"] for r in rows if r["coder"] == "Huffman"]

@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 import torch
 
+from dclab.algorithms.prune import magnitude_mask
+from dclab.algorithms.quantize import Codebook
 from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.models import LeNet5, LeNet300
-from dclab.pipeline import PAPER_SPARSITY, CompressionConfig, compress_weights, load_model
-from dclab.prune import magnitude_mask
-from dclab.quantize import Codebook
-from dclab.session import CompressionSession, NetworkCache, staged_forward
+from dclab.pipeline import (
+    PAPER_SPARSITY,
+    CompressionConfig,
+    compress_weights,
+    load_model,
+)
+from dclab.pipeline.session import CompressionSession, NetworkCache, staged_forward
 from dclab.train import evaluate
 from dclab.viz.dashboard import fig_compression, update_compression
 

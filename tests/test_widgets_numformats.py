@@ -11,8 +11,17 @@ from dclab import hardware as hw
 from dclab import numformats as nf
 from dclab.errors import DclabError
 from dclab.viz.hardware import fig_energy_table, fig_roofline
-from dclab.viz.numformats import fig_format_accuracy, fig_format_errors, fig_format_ranges
-from dclab.widgets.hardware import NETWORKS, PAPER_COMPRESSION, energy_calculator, network_parameters
+from dclab.viz.numformats import (
+    fig_format_accuracy,
+    fig_format_errors,
+    fig_format_ranges,
+)
+from dclab.widgets.hardware import (
+    NETWORKS,
+    PAPER_COMPRESSION,
+    energy_calculator,
+    network_parameters,
+)
 from dclab.widgets.numformats import format_explorer
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from dclab import experiments as ex, prune
+from dclab.algorithms import prune
+from dclab.codec import sparse
+from dclab.lessons import pruning as pruning_lesson
 from dclab.train import evaluate
 
 pytestmark = pytest.mark.slow
@@ -52,16 +54,16 @@ def test_at_90_percent_the_survivors_histogram_is_empty_between_the_thresholds(e
 def test_shown_size_is_the_bytes_the_engine_writes(explorer, lenet300):
     _set(explorer, mode="sparsity", scope="layer", layer="ip1", sparsity=0.9)
     w = lenet300.ip1.weight.detach()
-    expected = len(ex.encode_pruned(w, prune.magnitude_mask(w, 0.9), index_bits=5))
+    expected = len(sparse.encode_pruned(w, prune.magnitude_mask(w, 0.9), index_bits=5))
     assert _shown_bytes(explorer) == expected == explorer.state["layer_bytes"]["ip1"]
     masks = prune.layer_masks(prune.prunable_weights(lenet300), sparsity=0.9)
-    assert explorer.state["model_bytes"] == ex.pruned_model_bytes(lenet300, masks)
+    assert explorer.state["model_bytes"] == pruning_lesson.pruned_model_bytes(lenet300, masks)
 
 
 def test_accuracy_is_measured_on_the_whole_test_set_without_retraining(explorer, lenet300, mnist_test):
     _set(explorer, mode="sparsity", scope="layer", layer="ip1", sparsity=0.8)
     masks = prune.layer_masks(prune.prunable_weights(lenet300), sparsity=0.8)
-    expected = evaluate(ex.masked_copy(lenet300, masks), mnist_test)
+    expected = evaluate(pruning_lesson.masked_copy(lenet300, masks), mnist_test)
     assert explorer.state["accuracy"] == pytest.approx(expected)
     assert _shown_accuracy(explorer) == pytest.approx(100 * expected, abs=0.005)
 

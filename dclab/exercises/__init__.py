@@ -18,7 +18,7 @@ passes and dclab's otherwise, so one unfinished exercise does not stop a noteboo
 While autograding, set ``DCLAB_GRADING=1``: a check that does not pass then raises
 ``ExerciseFailed`` (an ``AssertionError``), which nbgrader scores as 0.
 """
-from ._core import (
+from dclab.exercises._core import (
     GRADING_ENV,
     REGISTRY,
     CheckResult,
@@ -26,11 +26,27 @@ from ._core import (
     ExerciseFailed,
     use,
 )
-from .coding import check_canonical_code, check_encode_gaps, check_huffman_code
-from .formats import check_fp16_bits, check_fp16_value, check_int8_quantize
-from .pruning import check_global_magnitude_masks, check_magnitude_mask, check_threshold_mask
-from .sharing import check_centroid_gradient, check_kmeans_step, check_sharing_ratio
-from .squeezenet import check_fire_filters, check_fire_parameters
+from dclab.exercises.coding import (
+    check_canonical_code,
+    check_encode_gaps,
+    check_huffman_code,
+)
+from dclab.exercises.numformats import (
+    check_fp16_bits,
+    check_fp16_value,
+    check_int8_quantize,
+)
+from dclab.exercises.pruning import (
+    check_global_magnitude_masks,
+    check_magnitude_mask,
+    check_threshold_mask,
+)
+from dclab.exercises.sharing import (
+    check_centroid_gradient,
+    check_kmeans_step,
+    check_sharing_ratio,
+)
+from dclab.exercises.squeezenet import check_fire_filters, check_fire_parameters
 
 __all__ = [
     "GRADING_ENV",

@@ -108,7 +108,7 @@ class Exercise:
     cases: Callable[[], list[Case]]
     compare: Callable[[Case, Any], None]  # raises Mismatch when the answer is wrong
     fallback: Callable  # the package's implementation, same signature as the student's
-    fallback_name: str  # how the fallback is named to students, e.g. "dclab.prune.magnitude_mask"
+    fallback_name: str  # how the fallback is named to students, e.g. "dclab.algorithms.prune.magnitude_mask"
 
     def run(self, student_fn: Any) -> CheckResult:
         """Run every case; the first one that goes wrong decides the feedback."""

@@ -6,8 +6,16 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .. import huffman, sparse
-from ._core import Case, CheckResult, Exercise, Mismatch, as_int_list, register, show
+from dclab.codec import huffman, sparse
+from dclab.exercises._core import (
+    Case,
+    CheckResult,
+    Exercise,
+    Mismatch,
+    as_int_list,
+    register,
+    show,
+)
 
 NOTEBOOK = "04_huffman_coding.ipynb"
 
@@ -112,7 +120,7 @@ HUFFMAN_CODE = register(Exercise(
     cases=_huffman_cases,
     compare=_huffman_compare,
     fallback=_huffman_reference,
-    fallback_name="dclab.huffman.code_lengths + canonical_codes",
+    fallback_name="dclab.codec.huffman.code_lengths + canonical_codes",
 ))
 
 
@@ -183,7 +191,7 @@ CANONICAL_CODE = register(Exercise(
     cases=_canonical_cases,
     compare=_canonical_compare,
     fallback=lambda lengths: huffman.canonical_codes(lengths) if lengths else {},
-    fallback_name="dclab.huffman.canonical_codes",
+    fallback_name="dclab.codec.huffman.canonical_codes",
 ))
 
 
@@ -281,7 +289,7 @@ ENCODE_GAPS = register(Exercise(
     cases=_gaps_cases,
     compare=_gaps_compare,
     fallback=_gaps_reference,
-    fallback_name="dclab.sparse.encode_gaps",
+    fallback_name="dclab.codec.sparse.encode_gaps",
 ))
 
 

@@ -6,8 +6,16 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from .. import prune
-from ._core import Case, CheckResult, Exercise, Mismatch, as_tensor, register, show
+from dclab.algorithms import prune
+from dclab.exercises._core import (
+    Case,
+    CheckResult,
+    Exercise,
+    Mismatch,
+    as_tensor,
+    register,
+    show,
+)
 
 NOTEBOOK = "02_pruning.ipynb"
 
@@ -113,7 +121,7 @@ MAGNITUDE_MASK = register(Exercise(
     cases=_magnitude_cases,
     compare=_magnitude_compare,
     fallback=prune.magnitude_mask,
-    fallback_name="dclab.prune.magnitude_mask",
+    fallback_name="dclab.algorithms.prune.magnitude_mask",
 ))
 
 
@@ -172,7 +180,7 @@ THRESHOLD_MASK = register(Exercise(
     cases=_threshold_cases,
     compare=_threshold_compare,
     fallback=prune.threshold_mask,
-    fallback_name="dclab.prune.threshold_mask",
+    fallback_name="dclab.algorithms.prune.threshold_mask",
 ))
 
 
@@ -253,7 +261,7 @@ GLOBAL_MAGNITUDE_MASKS = register(Exercise(
     cases=_global_cases,
     compare=_global_compare,
     fallback=prune.global_magnitude_masks,
-    fallback_name="dclab.prune.global_magnitude_masks",
+    fallback_name="dclab.algorithms.prune.global_magnitude_masks",
 ))
 
 

@@ -6,8 +6,16 @@ from typing import Any, Callable
 
 import torch
 
-from .. import quantize
-from ._core import Case, CheckResult, Exercise, Mismatch, as_tensor, register, show
+from dclab.algorithms import quantize
+from dclab.exercises._core import (
+    Case,
+    CheckResult,
+    Exercise,
+    Mismatch,
+    as_tensor,
+    register,
+    show,
+)
 
 NOTEBOOK = "03_weight_sharing.ipynb"
 
@@ -22,7 +30,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 def kmeans_step(values: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One Lloyd step of 1-D k-means: (labels of the nearest centroids, their means) (notebook 03).
 
-    A centroid that no value is nearest to keeps its place. ``dclab.quantize.kmeans_1d``
+    A centroid that no value is nearest to keeps its place. ``dclab.algorithms.quantize.kmeans_1d``
     repeats this step until nothing changes.
     """
     labels = (values.reshape(-1, 1) - centroids.reshape(1, -1)).abs().argmin(dim=1)
@@ -134,7 +142,7 @@ def check_kmeans_step(kmeans_step: Callable[[torch.Tensor, torch.Tensor], tuple]
 def centroid_gradient(grad: torch.Tensor, indices: torch.Tensor, n_clusters: int) -> torch.Tensor:
     """dL/dC_k = sum of dL/dW over the weights whose index is k: the grouped gradient (notebook 03, Figure 3).
 
-    What autograd computes for ``dclab.quantize.SharedWeights``'s centroids.
+    What autograd computes for ``dclab.algorithms.quantize.SharedWeights``'s centroids.
     """
     out = torch.zeros(n_clusters, dtype=grad.dtype)
     return out.index_add_(0, indices.reshape(-1).long(), grad.reshape(-1))
@@ -246,7 +254,7 @@ SHARING_RATIO = register(Exercise(
     cases=_ratio_cases,
     compare=_ratio_compare,
     fallback=quantize.sharing_ratio,
-    fallback_name="dclab.quantize.sharing_ratio",
+    fallback_name="dclab.algorithms.quantize.sharing_ratio",
 ))
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .. import squeeze
-from ._core import Case, CheckResult, Exercise, Mismatch, register, show
+from dclab.exercises._core import Case, CheckResult, Exercise, Mismatch, register, show
+from dclab.models import squeezenet as sqn
 
 NOTEBOOK = "05_squeezenet.ipynb"
 
@@ -23,7 +23,7 @@ def _fire_cases() -> list[Case]:
 
 def _fire_compare(case: Case, got: Any) -> None:
     c, s, e1, e3 = case.args
-    expected = squeeze.fire_parameters(c, s, e1, e3)
+    expected = sqn.fire_parameters(c, s, e1, e3)
     shown = (f"{expected:,} = squeeze {c}*{s} + {s} + expand1x1 {s}*{e1} + {e1} + expand3x3 9*{s}*{e3} + {e3}")
     if isinstance(got, bool) or not isinstance(got, (int, float)) or got != int(got):
         raise Mismatch(shown, f"{show(got)} ({type(got).__name__})", "return the count as a whole number")
@@ -49,8 +49,8 @@ FIRE_PARAMETERS = register(Exercise(
     params=("in_channels", "s1x1", "e1x1", "e3x3"),
     cases=_fire_cases,
     compare=_fire_compare,
-    fallback=squeeze.fire_parameters,
-    fallback_name="dclab.squeeze.fire_parameters",
+    fallback=sqn.fire_parameters,
+    fallback_name="dclab.models.squeezenet.fire_parameters",
 ))
 
 
@@ -64,7 +64,7 @@ def check_fire_parameters(fire_parameters: Callable[[int, int, int, int], int]) 
 
 def _fire_filters_reference(i: int, base_e: int = 128, incr_e: int = 128, freq: int = 2,
                             pct3x3: float = 0.5, sr: float = 0.125) -> tuple[int, int, int]:
-    spec = squeeze.design_space(sr, pct3x3, base_e, incr_e, freq, n_fire=i + 1)[i]
+    spec = sqn.design_space(sr, pct3x3, base_e, incr_e, freq, n_fire=i + 1)[i]
     return spec.s1x1, spec.e1x1, spec.e3x3
 
 
@@ -119,7 +119,7 @@ FIRE_FILTERS = register(Exercise(
     cases=_filters_cases,
     compare=_filters_compare,
     fallback=_fire_filters_reference,
-    fallback_name="dclab.squeeze.design_space",
+    fallback_name="dclab.models.squeezenet.design_space",
 ))
 
 

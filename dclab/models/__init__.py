@@ -10,10 +10,10 @@ from typing import Callable
 
 from torch import nn
 
-from ..errors import DclabError
-from .layers import compressible_layers, count_parameters, layer_kind
-from .lenet import LeNet5, LeNet300
-from .squeezenet import Fire, FireNet, FireSpec, SqueezeNet, fold_batchnorm
+from dclab.errors import DclabError
+from dclab.models.layers import compressible_layers, count_parameters, layer_kind
+from dclab.models.lenet import LeNet5, LeNet300
+from dclab.models.squeezenet import Fire, FireNet, FireSpec, SqueezeNet, fold_batchnorm
 
 __all__ = [
     "BUILDERS", "TITLES", "build", "register_architecture",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import DclabError
+from dclab.errors import DclabError
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,7 +1,7 @@
 """SqueezeNet's networks: the Fire module, the design space, SqueezeNet 1.0, and FireNet for MNIST (notebook 05).
 
 Only the networks live here; the lecture's experiments (torchvision's reference models, the
-size accounting, compressing them) are in ``dclab.squeeze``.
+size accounting, compressing them) are in ``dclab.models.reference`` and ``dclab.lessons.squeezenet``.
 """
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..errors import DclabError
-from .layers import compressible_layers
-
+from dclab.errors import DclabError
+from dclab.models.layers import compressible_layers
 
 # ---------------------------------------------------------------- the Fire module
 

@@ -9,8 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dclab import huffman
-from dclab.coding_analysis import CODERS, CoderSize, SymbolCost
+from dclab.codec import huffman
+from dclab.codec.entropy import CODERS, CoderSize, SymbolCost
 
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d"]
 CODER_COLORS = dict(zip(CODERS, ["#bab0ac", "#4c78a8", "#54a24b", "#f58518", "#e45756", "#222222"]))
@@ -118,7 +118,7 @@ def fig_code_table(costs: Sequence[SymbolCost], labels: Mapping[int, str] | None
 def fig_coder_comparison(rows: Sequence[Mapping[str, Any]], title: str = "") -> go.Figure:
     """Bits per symbol of each stream under each coder; side information stacked lighter (notebook 04).
 
-    ``rows`` are ``coding_analysis.stream_table`` rows (``layer``, ``stream``,
+    ``rows`` are ``dclab.codec.entropy.stream_table`` rows (``layer``, ``stream``,
     ``coder``, ``bits_per_symbol``, ``total_bits_per_symbol``...).
     """
     streams = list(dict.fromkeys(f"{r['layer']} {r['stream']}" for r in rows))

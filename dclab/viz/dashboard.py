@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dclab.session import LayerView
+from dclab.pipeline.session import LayerView
 
 KEPT_COLOR, PRUNED_COLOR, CUT_COLOR, CENTROID_COLOR = "#4c78a8", "#c9c9c9", "#e45756", "#f58518"
 STAGE_LABELS = ("dense", "pruning", "quantization", "Huffman", ".dcz file")

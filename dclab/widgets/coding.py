@@ -13,8 +13,9 @@ from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.models import TITLES
 from dclab.pipeline import CompressionConfig, CompressionReport, arch_of
-from dclab.session import CompressionSession
+from dclab.pipeline.session import CompressionSession
 from dclab.viz.coding import fig_pipeline, waterfall_values
+
 
 @dataclass(frozen=True)
 class PipelinePoint:

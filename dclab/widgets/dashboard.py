@@ -3,7 +3,7 @@
 Every number on the page is measured: the accuracy on the 10,000 test digits with
 exactly the weights the ``.dcz`` stores, and the sizes as byte counts of that file.
 Sliders send their value when released (``continuous_update=False``; one message per
-arrow key press), and ``dclab.session.CompressionSession`` redoes only what a change
+arrow key press), and ``dclab.pipeline.session.CompressionSession`` redoes only what a change
 touches: bits re-cluster without new masks, index bits and Huffman re-encode without
 evaluating, LeNet-5's fc layers re-evaluate from cached convolution outputs.
 """
@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dclab import paper
 from dclab.errors import DclabError
 from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
-from dclab.session import CompressionSession, Snapshot
+from dclab.pipeline.session import CompressionSession, Snapshot
 from dclab.viz.dashboard import fig_compression, fmt_kb, update_compression
 
 NETWORKS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}

@@ -11,7 +11,12 @@ import torch
 
 from dclab import hardware as hw
 from dclab.errors import DclabError
-from dclab.viz.hardware import fig_weight_energy, fmt_bytes, fmt_energy, weight_energy_data
+from dclab.viz.hardware import (
+    fig_weight_energy,
+    fmt_bytes,
+    fmt_energy,
+    weight_energy_data,
+)
 
 NETWORKS = {
     "lenet300": "LeNet-300-100",

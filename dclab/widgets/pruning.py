@@ -12,16 +12,12 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from dclab import prune
+from dclab.algorithms import prune
+from dclab.codec.sparse import encode_pruned
 from dclab.data import Digits
 from dclab.errors import DclabError
-from dclab.experiments import (
-    PRUNE_INDEX_BITS,
-    RETRAIN_LR,
-    encode_pruned,
-    prune_and_retrain,
-    single_thread,
-)
+from dclab.lessons.pruning import PRUNE_INDEX_BITS, RETRAIN_LR, prune_and_retrain
+from dclab.lessons.store import single_thread
 from dclab.models import compressible_layers, layer_kind
 from dclab.train import evaluate
 from dclab.viz.pruning import (

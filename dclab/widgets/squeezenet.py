@@ -6,15 +6,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dclab.models import count_parameters
-from dclab.squeeze import (
-    FP32_BYTES,
-    MB,
+from dclab.models.reference import FP32_BYTES, MB, reference_architecture
+from dclab.models.squeezenet import (
     design_space,
-    reference_architecture,
     squeezenet_parameters,
     squeezenet_variant,
 )
-from dclab.viz.squeeze import fig_design_space
+from dclab.viz.squeezenet import fig_design_space
 
 SR_GRID = np.round(np.arange(1, 9) * 0.125, 3)  # the paper's grid: 0.125 ... 1.0
 PCT_GRID = np.round(np.arange(1, 100) * 0.01, 2)  # 1% ... 99%

@@ -23,7 +23,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from dclab import huffman
+from dclab.codec import huffman
 from dclab.errors import DclabError
 
 MAX_INDEX_BITS = 16
@@ -155,7 +155,7 @@ def encode_pruned(w: torch.Tensor, mask: torch.Tensor, index_bits: int = 5) -> b
     """A pruned layer in the relative-index sparse format: gaps of ``index_bits`` + float32 values (notebook 02).
 
     Layout: u32 entries, u32 weights, the gap codes packed at ``index_bits`` bits
-    each (``dclab.sparse``, filler zeros included), then one little-endian
+    each (``dclab.codec.sparse``, filler zeros included), then one little-endian
     float32 per entry (0.0 for a filler). This is the pruning-only stage of Deep
     Compression: positions cost ``index_bits``, values stay 32-bit floats.
     """

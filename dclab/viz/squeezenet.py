@@ -1,6 +1,6 @@
 """Figures for notebook 05 (SqueezeNet): the Fire module, model sizes beside the papers, the design space.
 
-Pure builders: each takes numbers computed by ``dclab.squeeze`` and returns a ``go.Figure``.
+Pure builders: each takes numbers computed by ``dclab.models.reference`` and ``dclab.lessons.squeezenet`` and returns a ``go.Figure``.
 """
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dclab.squeeze import ArchSummary, SizeRow, conv_parameters, fire_parameters
+from dclab.lessons.squeezenet import SizeRow
+from dclab.models.reference import ArchSummary
+from dclab.models.squeezenet import conv_parameters, fire_parameters
 
 SQUEEZE = "#f58518"
 EXPAND1 = "#4c78a8"

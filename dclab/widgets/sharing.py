@@ -10,14 +10,15 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from dclab import container, quantize
+from dclab.algorithms import quantize
+from dclab.codec import container
 from dclab.data import Digits
 from dclab.errors import DclabError
-from dclab.experiments import single_thread
+from dclab.lessons.store import single_thread
 from dclab.models import compressible_layers, layer_kind
 from dclab.train import evaluate
 from dclab.viz.pruning import hist_counts, histogram_edges
-from dclab.viz.quantization import centroid_counts, centroid_lines, fig_bit_explorer
+from dclab.viz.sharing import centroid_counts, centroid_lines, fig_bit_explorer
 
 
 def layer_dcz(name: str, kind: str, codebook: quantize.Codebook, bits: int) -> bytes:
@@ -42,7 +43,7 @@ def bit_width_explorer(
 
     The chosen layer is quantized by k-means (the others stay float32, nothing is
     retrained) and evaluated on all of ``test_data``; its size is the byte count of
-    the layer really written by ``dclab.container``, shown beside the paper's formula.
+    the layer really written by ``dclab.codec.container``, shown beside the paper's formula.
     ``model`` is not modified.
 
     Attributes for tests: ``layer``, ``bits``, ``init`` (controls); ``figure``;
@@ -156,7 +157,7 @@ def bit_width_explorer(
         n = r["n"]
         size_label.value = (
             f'<div style="line-height:1.6"><b>{escape(name)}</b> ({n:,} weights, {4 * n:,} bytes in fp32) '
-            f"written by dclab.container at {b} bits per index: "
+            f"written by dclab.codec.container at {b} bits per index: "
             f'<b class="dclab-bits-bytes">{r["dcz_bytes"]:,} bytes</b> '
             f'(codebook {r["codebook_bytes"]:,} B + indices {r["index_bytes"]:,} B + '
             f'{r["dcz_bytes"] - r["codebook_bytes"] - r["index_bytes"]:,} B of headers) = '

@@ -9,23 +9,23 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dclab import container, huffman
-from dclab import coding_analysis as ca
+from dclab.codec import container, entropy, huffman
 from dclab.errors import DclabError
+from dclab.lessons import coding as coding_lesson
 
 
 def skewed(n: int, p: list[float], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).choice(len(p), size=n, p=np.asarray(p) / sum(p))
 
 
-def by_coder(sizes: list[ca.CoderSize]) -> dict[str, ca.CoderSize]:
+def by_coder(sizes: list[entropy.CoderSize]) -> dict[str, entropy.CoderSize]:
     return {s.coder: s for s in sizes}
 
 
 def test_compare_coders_measures_every_coder_in_order():
     x = skewed(20_000, [0.5, 0.2, 0.1, 0.1, 0.05, 0.05])
-    sizes = ca.compare_coders(x, bits=3)
-    assert [s.coder for s in sizes] == list(ca.CODERS)
+    sizes = entropy.compare_coders(x, bits=3)
+    assert [s.coder for s in sizes] == list(entropy.CODERS)
     s = by_coder(sizes)
     assert s["fixed-length"].payload_bytes == math.ceil(20_000 * 3 / 8)
     counts = np.bincount(x)
@@ -45,22 +45,22 @@ def test_compare_coders_measures_every_coder_in_order():
 
 def test_huffman_loses_most_when_one_symbol_dominates():
     x = skewed(50_000, [0.9, 0.05, 0.03, 0.02])
-    s = by_coder(ca.compare_coders(x, bits=2))
+    s = by_coder(entropy.compare_coders(x, bits=2))
     h = huffman.entropy_bits(np.bincount(x))
     assert h < 0.65
     # every Huffman codeword has at least one bit: the stream costs >= 1 bit per symbol
     assert s["Huffman"].bits_per_symbol >= 1.0
     assert s["ANS"].bits_per_symbol < h + 0.01
-    assert ca.huffman_redundancy(x) > 0.4
-    costs = ca.symbol_costs(x)
+    assert entropy.huffman_redundancy(x) > 0.4
+    costs = entropy.symbol_costs(x)
     assert costs[0].symbol == 0 and costs[0].huffman_bits == 1 and costs[0].ideal_bits < 0.2
     # the redundancy is the probability-weighted excess of each symbol
-    assert sum(c.probability * c.excess_bits for c in costs) == pytest.approx(ca.huffman_redundancy(x))
+    assert sum(c.probability * c.excess_bits for c in costs) == pytest.approx(entropy.huffman_redundancy(x))
 
 
 def test_symbol_costs_are_the_canonical_code():
     x = skewed(5_000, [0.4, 0.3, 0.2, 0.1], seed=3)
-    costs = ca.symbol_costs(x)
+    costs = entropy.symbol_costs(x)
     assert [c.count for c in costs] == sorted((c.count for c in costs), reverse=True)
     lengths = huffman.code_lengths(np.bincount(x))
     codes = huffman.canonical_codes(lengths)
@@ -73,10 +73,10 @@ def test_symbol_costs_are_the_canonical_code():
 
 
 def test_an_empty_and_a_constant_stream():
-    empty = by_coder(ca.compare_coders(np.zeros(0, dtype=np.int64), bits=5))
+    empty = by_coder(entropy.compare_coders(np.zeros(0, dtype=np.int64), bits=5))
     coded = [s for s in empty.values() if s.coder not in ("zlib", "lzma")]  # these two write an end marker
     assert all(s.payload_bytes == 0 and s.bits_per_symbol == 0.0 for s in coded)
-    const = by_coder(ca.compare_coders(np.full(1000, 7), bits=3))
+    const = by_coder(entropy.compare_coders(np.full(1000, 7), bits=3))
     assert const["entropy bound"].payload_bytes == 0
     assert const["Huffman"].payload_bytes == 125  # a prefix code spends at least one bit
     assert const["ANS"].payload_bytes <= 8  # about nothing: a constant carries no information
@@ -84,7 +84,7 @@ def test_an_empty_and_a_constant_stream():
 
 def test_zlib_and_lzma_take_two_bytes_per_symbol_past_255():
     x = np.arange(1000) % 300
-    s = by_coder([ca.zlib_size(x), ca.lzma_size(x)])
+    s = by_coder([entropy.zlib_size(x), entropy.lzma_size(x)])
     assert s["zlib"].payload_bytes > 0 and s["lzma"].payload_bytes > 0  # and they round-tripped
 
 
@@ -94,23 +94,23 @@ def test_layer_streams_are_what_the_container_codes():
     indices = torch.from_numpy(rng.integers(1, 32, size=(40, 50)))
     indices[w.abs() < 1.2] = 0  # about 77% pruned, some gaps longer than 2**3 need fillers
     layer = container.CompressedLayer("ip1", "fc", (40, 50), 5, 3, torch.linspace(-1, 1, 32), indices)
-    streams = ca.layer_streams(indices, index_bits=3)
+    streams = entropy.layer_streams(indices, index_bits=3)
     assert streams["weights"].size == streams["gaps"].size
     assert (streams["weights"] == 0).sum() > 0 and streams["gaps"].max() <= 7
     stats = container.from_bytes(container.to_bytes("lenet300", [layer], huffman=True)).layer_stats()[0]
     for stream, tag in (("weights", "W"), ("gaps", "G")):
-        h = ca.huffman_size(streams[stream])
+        h = entropy.huffman_size(streams[stream])
         assert stats.sections[f"{tag}DAT"] == h.payload_bytes + 1  # + the padding-count byte
         assert stats.sections[f"{tag}TAB"] == h.side_bytes
     fixed = container.from_bytes(container.to_bytes("lenet300", [layer], huffman=False)).layer_stats()[0]
-    assert fixed.sections["WDAT"] == ca.fixed_length_size(streams["weights"], 5).payload_bytes + 1
-    assert fixed.sections["GDAT"] == ca.fixed_length_size(streams["gaps"], 3).payload_bytes + 1
+    assert fixed.sections["WDAT"] == entropy.fixed_length_size(streams["weights"], 5).payload_bytes + 1
+    assert fixed.sections["GDAT"] == entropy.fixed_length_size(streams["gaps"], 3).payload_bytes + 1
 
 
 def test_stream_table_rows():
-    streams = {"ip3": ca.layer_streams(np.array([0, 3, 0, 0, 1, 2, 0, 3] * 50), 2)}
-    rows = ca.stream_table(streams, {"ip3": {"weights": 2, "gaps": 2}})
-    assert len(rows) == 2 * len(ca.CODERS)
+    streams = {"ip3": entropy.layer_streams(np.array([0, 3, 0, 0, 1, 2, 0, 3] * 50), 2)}
+    rows = entropy.stream_table(streams, {"ip3": {"weights": 2, "gaps": 2}})
+    assert len(rows) == 2 * len(entropy.CODERS)
     assert {(r["layer"], r["stream"]) for r in rows} == {("ip3", "weights"), ("ip3", "gaps")}
     assert all(r["total_bytes"] == r["payload_bytes"] + r["side_bytes"] for r in rows)
 
@@ -118,22 +118,22 @@ def test_stream_table_rows():
 @pytest.mark.parametrize("bad", [np.array([0.5, 1.0]), np.array([-1, 2]), np.array([70_000])])
 def test_bad_streams_raise_dclab_error(bad):
     with pytest.raises(DclabError):
-        ca.compare_coders(bad, bits=16)
+        entropy.compare_coders(bad, bits=16)
 
 
 def test_fixed_length_needs_enough_bits():
     with pytest.raises(DclabError, match="does not fit in 2 bits"):
-        ca.fixed_length_size(np.array([0, 5]), 2)
+        entropy.fixed_length_size(np.array([0, 5]), 2)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 15), min_size=1, max_size=400))
 def test_huffman_is_never_worse_than_fixed_length_nor_better_than_entropy(symbols):
     x = np.array(symbols)
-    s = by_coder([ca.fixed_length_size(x, 4), ca.huffman_size(x), ca.entropy_size(x)])
+    s = by_coder([entropy.fixed_length_size(x, 4), entropy.huffman_size(x), entropy.entropy_size(x)])
     assert s["Huffman"].payload_bytes <= s["fixed-length"].payload_bytes
     assert s["Huffman"].payload_bytes >= math.floor(s["entropy bound"].payload_bytes)
-    r = ca.huffman_redundancy(x)
+    r = entropy.huffman_redundancy(x)
     assert 0 <= r < 1 if len(set(symbols)) > 1 else r == 1.0  # a constant still costs 1 bit
 
 
@@ -149,7 +149,7 @@ def cached_runs(lenet300, monkeypatch, tmp_path):
     files = {}
     for reduced, sparsity in ((True, PAPER_SPARSITY["lenet300"]), (False, 0.95)):
         _, dcz, _ = compress_weights(lenet300, CompressionConfig(sparsity=sparsity))
-        path = ca.compressed_path("lenet300", ca._config("lenet300", reduced))
+        path = coding_lesson.compressed_path("lenet300", coding_lesson._config("lenet300", reduced))
         assert path.parent == tmp_path / "compressed"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(dcz)
@@ -161,7 +161,7 @@ def test_pipeline_run_prefers_the_full_result_and_measures_the_file(cached_runs,
     from dclab.pipeline import load_model
     from dclab.train import test_error
 
-    run = ca.pipeline_run("lenet300", progress=False)
+    run = coding_lesson.pipeline_run("lenet300", progress=False)
     path, dcz = cached_runs[False]
     assert (run.path, run.reduced, run.computed) == (path, False, False)
     assert run.report.file_bytes == len(dcz)
@@ -169,14 +169,14 @@ def test_pipeline_run_prefers_the_full_result_and_measures_the_file(cached_runs,
     assert "full pipeline" in run.label and "read from the cache" in run.label
 
     path.unlink()  # only the reduced result left: it is used, and labelled as reduced
-    reduced = ca.pipeline_run("lenet300", progress=False)
+    reduced = coding_lesson.pipeline_run("lenet300", progress=False)
     assert (reduced.path, reduced.reduced) == (cached_runs[True][0], True)
     assert "REDUCED" in reduced.label
 
 
 def test_tables_put_the_paper_beside_the_measurement(cached_runs):
-    run = ca.pipeline_run("lenet300", reduced=True, progress=False)
-    rows = ca.table2_rows(run.report)
+    run = coding_lesson.pipeline_run("lenet300", reduced=True, progress=False)
+    rows = coding_lesson.table2_rows(run.report)
     assert [(r["layer"], r["source"]) for r in rows] == [
         (layer, source) for layer in ("ip1", "ip2", "ip3", "total") for source in ("measured", "paper")
     ]
@@ -184,10 +184,10 @@ def test_tables_put_the_paper_beside_the_measurement(cached_runs):
     assert ip1["density"] == pytest.approx(0.08, abs=0.001)  # the papers' sparsity, 92% pruned
     assert ip1["weight bits P+Q"] == 5 and ip1["weight bits +H"] < 5
     assert rows[1]["weight bits +H"] == 4.4 and rows[7]["size +H"] == 0.0249
-    t1 = ca.table1_rows([run])
+    t1 = coding_lesson.table1_rows([run])
     assert [r["source"] for r in t1] == ["measured (reduced)", "paper"]
     assert t1[0]["KB after"] == run.report.file_bytes / 1000 and t1[0]["ratio"] == pytest.approx(
         run.report.dense_bytes / run.report.file_bytes)
     assert t1[1]["ratio"] == 40
-    assert set(ca.TABLE2_FORMATS) == set(ca.TABLE2_COLUMNS)
-    assert list(ca.frame(t1, ["network", "source"]).columns) == list(ca.TABLE1_FORMATS)
+    assert set(coding_lesson.TABLE2_FORMATS) == set(coding_lesson.TABLE2_COLUMNS)
+    assert list(coding_lesson.frame(t1, ["network", "source"]).columns) == list(coding_lesson.TABLE1_FORMATS)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from dclab import container, experiments as ex, quantize
+from dclab.algorithms import quantize
+from dclab.codec import container
+from dclab.lessons import sharing as sharing_lesson
 from dclab.train import evaluate
 
 pytestmark = pytest.mark.slow
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def widget(lenet300, mnist_test):
-    from dclab.widgets.quantization import bit_width_explorer
+    from dclab.widgets.sharing import bit_width_explorer
 
     return bit_width_explorer(lenet300, mnist_test, layer="ip1", bits=3)
 
@@ -70,7 +72,7 @@ def test_fewer_bits_cost_accuracy_and_bytes(widget, lenet300, mnist_test):
     assert _shown_bytes(widget) < bytes8 / 6
     assert list(widget.figure.data[2].y) != hist
     book = quantize.quantize_layer(lenet300.ip1.weight.detach(), None, 1, "linear")
-    expected = evaluate(ex.quantized_copy(lenet300, {"ip1": book}), mnist_test)
+    expected = evaluate(sharing_lesson.quantized_copy(lenet300, {"ip1": book}), mnist_test)
     assert widget.state["accuracy"] == pytest.approx(expected)
     assert _shown_accuracy(widget) == pytest.approx(100 * expected, abs=0.005)
 
@@ -102,7 +104,7 @@ def test_switching_layers_restores_the_previous_one(widget, lenet300):
 
 def test_bad_arguments_say_what_to_do(lenet300, mnist_test):
     from dclab.errors import DclabError
-    from dclab.widgets.quantization import bit_width_explorer
+    from dclab.widgets.sharing import bit_width_explorer
 
     with pytest.raises(DclabError, match="ip1, ip2, ip3"):
         bit_width_explorer(lenet300, mnist_test, layer="conv1")

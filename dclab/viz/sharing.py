@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from dclab.quantize import Codebook
+from dclab.algorithms.quantize import Codebook
 from dclab.viz.pruning import BEFORE, hist_counts, histogram_edges
 
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d",

@@ -3,7 +3,7 @@
 Notebooks 04 (the papers' tables from a real file) and 06 (the dashboard);
 the byte layout is in ``docs/dcz-format.md``. A ``.dcz`` holds, per layer, the codebook (float32 centroids), the codebook
 indices of the kept weights and their gaps (sparse storage with filler zeros,
-``dclab.sparse``), Huffman-coded or packed at fixed width, and the float32
+``dclab.codec.sparse``), Huffman-coded or packed at fixed width, and the float32
 bias. Sizes shown by the app are ``len()`` of these bytes.
 
 The file is a signature, a version and a sequence of checksummed sections
@@ -27,10 +27,10 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from dclab import huffman
 from dclab.cache import atomic_write_bytes
+from dclab.codec import huffman
+from dclab.codec.sparse import MAX_INDEX_BITS, encode_gaps
 from dclab.errors import DclabError, DczFormatError
-from dclab.sparse import MAX_INDEX_BITS, encode_gaps
 
 SIGNATURE = b"\x89DCZ\r\n\x1a\n"
 """The first 8 bytes of every ``.dcz`` (like PNG's: catches text-mode and 7-bit mangling)."""
@@ -48,7 +48,7 @@ KINDS = ("conv", "fc")
 
 _PREFIX = len(SIGNATURE) + 2  # signature + u16 version
 _FRAME = 12  # chunk type (4) + body length (4) + CRC32 (4)
-_REPAIR = "Re-create it with dclab.container.write_dcz (or `python -m dclab compress`)."
+_REPAIR = "Re-create it with dclab.codec.container.write_dcz (or `python -m dclab compress`)."
 
 PathLike = Union[str, "os.PathLike[str]"]
 Array = Union[torch.Tensor, np.ndarray, Sequence[float]]
@@ -144,7 +144,7 @@ class CompressedLayer:
         index_bits: int,
         bias: Array | None = None,
     ) -> CompressedLayer:
-        """A layer from a ``dclab.quantize.Codebook`` (centroids, indices shaped like ``w``) (notebooks 04, 06)."""
+        """A layer from a ``dclab.algorithms.quantize.Codebook`` (centroids, indices shaped like ``w``) (notebooks 04, 06)."""
         indices = codebook.indices
         return cls(name, kind, tuple(indices.shape), bits, index_bits, codebook.centroids, indices, bias)
 

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from . import paper
-from .errors import DclabError
+from dclab import paper
+from dclab.errors import DclabError
 
 __all__ = [
     "DEFAULT_BITS",

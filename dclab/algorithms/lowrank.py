@@ -11,7 +11,7 @@ import numbers
 import torch
 from torch import nn
 
-from .errors import DclabError
+from dclab.errors import DclabError
 
 __all__ = ["svd_compress", "svd_parameters", "svd_rank_for", "svd_compress_"]
 

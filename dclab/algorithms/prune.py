@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import DclabError
+from dclab.errors import DclabError
 
 __all__ = [
     "check_sparsity",

@@ -6,9 +6,17 @@ from typing import Any, Callable
 
 import torch
 
-from .. import numformats
-from ..numformats import FP16
-from ._core import Case, CheckResult, Exercise, Mismatch, as_tensor, register, show
+from dclab import numformats
+from dclab.exercises._core import (
+    Case,
+    CheckResult,
+    Exercise,
+    Mismatch,
+    as_tensor,
+    register,
+    show,
+)
+from dclab.numformats import FP16
 
 NOTEBOOK = "01_hardware_and_number_formats.ipynb"
 

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import models, pipeline
-from .data import Digits
-from .errors import DclabError
-from .pipeline import CompressionConfig, CompressionReport, WeightCache
-from .quantize import Codebook, apply_codebooks_, quantize_layer
+from dclab import models, pipeline
+from dclab.algorithms.quantize import Codebook, apply_codebooks_, quantize_layer
+from dclab.data import Digits
+from dclab.errors import DclabError
+from dclab.pipeline import CompressionConfig, CompressionReport, WeightCache
 
 __all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "staged_forward"]
 
@@ -196,7 +196,7 @@ class NetworkCache:
         self.baseline_accuracy = self._evaluate_plain(self.model)
 
     def _evaluate_plain(self, model: nn.Module) -> float:
-        from .train import evaluate
+        from dclab.train import evaluate
 
         return evaluate(model, self.test_data, batch_size=EVAL_BATCH)
 
@@ -310,7 +310,7 @@ class CompressionSession:
     def test_data(self) -> Digits:
         """The 10,000 MNIST test digits (loaded on first use)."""
         if self._test_data is None:
-            from .data import load_mnist
+            from dclab.data import load_mnist
 
             self._test_data = load_mnist("test")
         return self._test_data
@@ -319,7 +319,7 @@ class CompressionSession:
     def train_data(self) -> Digits:
         """The 60,000 MNIST training digits, for fine-tuning (loaded on first use)."""
         if self._train_data is None:
-            from .data import load_mnist
+            from dclab.data import load_mnist
 
             self._train_data = load_mnist("train")
         return self._train_data
@@ -330,7 +330,7 @@ class CompressionSession:
             if name not in self._networks:
                 model = self._models.get(name)
                 if model is None:
-                    from .zoo import pretrained
+                    from dclab.zoo import pretrained
 
                     model = pretrained(name)  # trains (with a progress bar) only if not cached
                 self._networks[name] = NetworkCache(name, model, self.test_data)
@@ -342,7 +342,7 @@ class CompressionSession:
         Only networks already trained (given, or in the cache) are preloaded: training one
         belongs in the foreground, where its progress bar shows.
         """
-        from .zoo import checkpoint_path
+        from dclab.zoo import checkpoint_path
 
         ready = [n for n in names if n in self._models or checkpoint_path(n).is_file()]
         thread = threading.Thread(target=lambda: [self.network(n) for n in ready], daemon=True,
@@ -430,7 +430,7 @@ class CompressionSession:
         """Trained quantization of a snapshot: fine-tune its centroids (and biases), masks kept (notebook 06).
 
         The indices stay fixed, so pruned weights stay pruned; each centroid moves by
-        the summed gradient of its weights (``dclab.quantize.SharedWeights``). The
+        the summed gradient of its weights (``dclab.algorithms.quantize.SharedWeights``). The
         learning rate follows a cosine over the epochs. ``on_step(step, total)`` and
         ``on_epoch(epoch, test_accuracy)`` report progress. Returns a new snapshot
         whose ``.dcz`` holds the fine-tuned codebooks.

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torchvision
 
-from dclab import squeeze as sq
 from dclab.models import count_parameters
+from dclab.models import squeezenet as sqn
 
 
 @pytest.fixture(scope="module")
 def explorer():
-    from dclab.widgets.squeeze import design_space_explorer
+    from dclab.widgets.squeezenet import design_space_explorer
 
     return design_space_explorer()
 
@@ -38,16 +38,16 @@ def test_sliders_build_the_variant_and_show_its_count(explorer, sr, pct3x3):
     before = _shown_parameters(explorer)
     explorer.sr.value, explorer.pct3x3.value = sr, pct3x3
     shown = _shown_parameters(explorer)
-    built = count_parameters(sq.squeezenet_variant(sr, pct3x3))  # built again here, independently
+    built = count_parameters(sqn.squeezenet_variant(sr, pct3x3))  # built again here, independently
     assert shown == built == explorer.state["analytic"] == count_parameters(explorer.state["model"])
     assert shown != before  # every case above differs from the one before it
-    assert explorer.state["fires"] == sq.design_space(sr, pct3x3)
+    assert explorer.state["fires"] == sqn.design_space(sr, pct3x3)
     assert f"<td>fire9</td><td>{explorer.state['fires'][-1].s1x1}</td>" in explorer.fires_label.value
 
 
 def test_figure_marks_the_choice_and_the_curves_pass_through_it(explorer):
     explorer.sr.value, explorer.pct3x3.value = 0.375, 0.25
-    mb = 4 * count_parameters(sq.squeezenet_variant(0.375, 0.25)) / 1e6
+    mb = 4 * count_parameters(sqn.squeezenet_variant(0.375, 0.25)) / 1e6
     data = explorer.figure.data
     assert data[1].x == (0.375,) and data[1].y[0] == pytest.approx(mb)
     assert data[3].x == (0.25,) and data[3].y[0] == pytest.approx(mb)

@@ -1,0 +1,207 @@
+"""The experiments of notebook 04 (Huffman coding): the full pipeline's runs, cached, and the papers'
+Tables 1 and 2 beside what dclab measures.
+
+``pipeline_run`` compresses a baseline with the whole pipeline (training included) once per
+settings and baseline fingerprint and keeps the ``.dcz``; in CI (``CI`` set) it uses the reduced
+settings ``REDUCED``. Every size in the tables is read from that file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dclab import paper
+from dclab.cache import fingerprint
+from dclab.errors import DclabError
+
+if TYPE_CHECKING:  # the pipeline (and torch training) load only when a run is asked for
+    import pandas
+
+    from dclab.codec.container import DczModel
+    from dclab.pipeline import CompressionConfig, CompressionReport
+
+
+
+PAPER_TABLE1 = paper.TABLE1
+"""Deep Compression's Table 1 for the LeNets (``dclab.paper``): errors as fractions, sizes in KB."""
+
+
+PAPER_TABLE2 = paper.TABLE2
+"""Deep Compression's Table 2 (LeNet-300-100 per layer), as printed (``dclab.paper``)."""
+
+
+TABLE2_COLUMNS = ("weights", "density", "weight bits P+Q", "weight bits +H", "index bits P+Q", "index bits +H",
+                  "size P+Q", "size +H")
+
+
+REDUCED = {"prune_steps": 1, "retrain_epochs": 1, "retrain_lr": 0.02, "finetune_epochs": 1, "train_subset": 10_000,
+           "max_shift": 0.0}
+"""The reduced schedule notebook 04 runs, at the papers' sparsities, when no full result is cached.
+
+A minute or two per LeNet on two cores, against many minutes for the default ``CompressionConfig``.
+"""
+
+
+TABLE1_FORMATS = {"error before": "{:.2%}", "error after": "{:.2%}", "KB before": "{:,.0f}", "KB after": "{:,.1f}",
+                  "ratio": "{:.1f}x"}
+
+
+TABLE2_FORMATS = {"weights": "{:,}", "density": "{:.1%}", "weight bits P+Q": "{:.2g}", "weight bits +H": "{:.2f}",
+                  "index bits P+Q": "{:.2g}", "index bits +H": "{:.2f}", "size P+Q": "{:.2%}", "size +H": "{:.2%}"}
+"""Display formats for ``frame(...).style.format(...)``."""
+
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class PipelineRun:
+    """A pipeline result read back from its cached ``.dcz`` (notebook 04, Tables 1 and 2).
+
+    ``error_file`` is measured on the model decoded from the file;
+    ``reduced`` says the run used the short ``REDUCED`` schedule.
+    """
+
+    arch: str
+    path: Path
+    report: "CompressionReport"
+    dcz: "DczModel" = field(repr=False)
+    error_file: float
+    reduced: bool
+    computed: bool
+
+    @property
+    def label(self) -> str:
+        """How the result was obtained, for the notebook."""
+        if self.reduced:
+            schedule = ", ".join(f"{k}={v:,}" for k, v in REDUCED.items())
+            how = f"REDUCED pipeline (the papers' sparsities; {schedule}): not the full run, expect a higher error"
+        else:
+            how = "full pipeline (default CompressionConfig)"
+        return how + ("; computed now and cached" if self.computed else "; read from the cache")
+
+
+def huffman_losses(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per stream of ``stream_table`` rows: what Huffman spends beyond the entropy and beyond ANS (notebook 04).
+
+    Bytes and percentages of the payload, and the same with each coder's side
+    information (code-length table, ANS counts) added; worst stream first.
+    """
+    streams: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        streams.setdefault((r["layer"], r["stream"]), {})[r["coder"]] = r
+    out = []
+    for (layer, stream), by in streams.items():
+        h, a, e = by["Huffman"], by["ANS"], by["entropy bound"]
+        bound = max(e["payload_bytes"], 1e-9)
+        out.append({
+            "layer": layer, "stream": stream, "symbols": h["n_symbols"],
+            "entropy bits/symbol": e["bits_per_symbol"], "Huffman bits/symbol": h["bits_per_symbol"],
+            "ANS bits/symbol": a["bits_per_symbol"],
+            "Huffman over entropy": h["payload_bytes"] / bound - 1,
+            "Huffman over ANS (bytes)": h["payload_bytes"] - a["payload_bytes"],
+            "Huffman table bytes": h["side_bytes"],
+            "Huffman total over entropy": h["total_bytes"] / bound - 1,
+        })
+    return sorted(out, key=lambda d: -d["Huffman over entropy"])
+
+
+LOSS_FORMATS = {"symbols": "{:,}", "entropy bits/symbol": "{:.3f}", "Huffman bits/symbol": "{:.3f}",
+                "ANS bits/symbol": "{:.3f}", "Huffman over entropy": "{:+.1%}", "Huffman over ANS (bytes)": "{:+,.0f}",
+                "Huffman table bytes": "{:,}", "Huffman total over entropy": "{:+.1%}"}
+
+
+def _config(arch: str, reduced: bool) -> "CompressionConfig":
+    from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
+
+    if not reduced:
+        return CompressionConfig()
+    return CompressionConfig(sparsity=PAPER_SPARSITY.get(arch), **REDUCED)
+
+
+def compressed_path(arch: str, config: "CompressionConfig") -> Path:
+    """Where the ``.dcz`` of ``compress(pretrained(arch), config)`` is cached: ``cache_dir()/compressed``."""
+    from dclab import zoo
+    from dclab.paths import cache_dir
+
+    baseline = zoo.checkpoint_path(arch)
+    key = json.dumps({"version": CACHE_VERSION, "arch": arch, "baseline": fingerprint(baseline), "config": config.to_dict()},
+                     sort_keys=True, default=str)
+    return cache_dir() / "compressed" / f"{arch}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.dcz"
+
+
+def pipeline_run(arch: str, *, reduced: bool | None = None, progress: bool = True) -> PipelineRun:
+    """The full pipeline's cached ``.dcz`` for ``arch``, else the reduced one, computed and cached (notebook 04).
+
+    ``reduced=None`` takes the full run when cached, else the reduced one;
+    ``True``/``False`` insist. Computing the full run takes many minutes.
+    """
+    from dclab import zoo
+    from dclab.codec import container
+    from dclab.data import load_mnist
+    from dclab.pipeline import compress, load_model, report_from_dcz
+    from dclab.train import test_error
+
+    zoo.pretrained(arch, progress=progress)  # the cache key needs the trained baseline
+    choices = [False, True] if reduced is None else [bool(reduced)]
+    path, use = None, choices[-1]
+    for choice in choices:
+        candidate = compressed_path(arch, _config(arch, choice))
+        if candidate.is_file():
+            path, use = candidate, choice
+            break
+    computed = path is None
+    if computed:
+        path = compressed_path(arch, _config(arch, use))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        compress(zoo.pretrained(arch), _config(arch, use), arch=arch, progress=progress).save(path)
+    try:
+        dcz = container.read_dcz(path)
+    except DclabError:
+        if computed:
+            raise
+        path.unlink(missing_ok=True)  # a damaged cache file is recomputed
+        return pipeline_run(arch, reduced=use, progress=progress)
+    error = test_error(load_model(dcz), load_mnist("test"))
+    return PipelineRun(arch, path, report_from_dcz(dcz), dcz, error, use, computed)
+
+
+def table2_rows(report: "CompressionReport") -> list[dict[str, Any]]:
+    """The paper's Table 2 beside ours: rows ``{layer, source, columns...}`` (notebook 04)."""
+    ours = {row["layer"]: row for row in [layer.row() for layer in report.layers] + [report.totals()]}
+    rows = []
+    for layer, measured in ours.items():
+        rows.append({"layer": layer, "source": "measured", **{c: measured[c] for c in TABLE2_COLUMNS}})
+        if layer in PAPER_TABLE2:
+            rows.append({"layer": layer, "source": "paper", **dict(zip(TABLE2_COLUMNS, PAPER_TABLE2[layer]))})
+    return rows
+
+
+def table1_rows(runs: Sequence[PipelineRun]) -> list[dict[str, Any]]:
+    """The paper's Table 1 beside ours for each run (notebook 04): errors, sizes in KB, ratio."""
+    from dclab.models import TITLES
+
+    rows = []
+    for run in runs:
+        r = run.report
+        rows.append({
+            "network": TITLES.get(run.arch, run.arch), "source": "measured" + (" (reduced)" if run.reduced else ""),
+            "error before": r.test_error_before, "error after": run.error_file,
+            "KB before": r.dense_bytes / 1000, "KB after": r.file_bytes / 1000, "ratio": r.dense_bytes / r.file_bytes,
+        })
+        if run.arch in PAPER_TABLE1:
+            e0, e1, kb0, kb1, ratio = PAPER_TABLE1[run.arch]
+            rows.append({"network": TITLES.get(run.arch, run.arch), "source": "paper", "error before": e0,
+                         "error after": e1, "KB before": kb0, "KB after": kb1, "ratio": ratio})
+    return rows
+
+
+def frame(rows: Sequence[Mapping[str, Any]], index: Sequence[str]) -> "pandas.DataFrame":
+    """Rows as a pandas DataFrame indexed by ``index`` (for the notebook's tables)."""
+    import pandas as pd
+
+    return pd.DataFrame(list(rows)).set_index(list(index))

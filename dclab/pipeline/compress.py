@@ -1,0 +1,342 @@
+"""The whole Deep Compression pipeline, from a trained model to a ``.dcz`` file (notebooks 04-06).
+
+Han, Mao and Dally (ICLR 2016), Figure 1: prune (iteratively, retraining the
+survivors), quantize by weight sharing and fine-tune the centroids (trained
+quantization), then Huffman-code the indices and gaps.
+
+``compress`` trains (minutes); ``compress_weights`` skips all training (prune +
+k-means + encode, milliseconds) for the interactive widgets, and a
+``WeightCache`` lets a slider reuse each layer's sorted weights.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from dclab import models
+from dclab.algorithms.prune import (
+    MagnitudeOrder,
+    Pruner,
+    magnitude_mask,
+    threshold_mask,
+)
+from dclab.algorithms.quantize import (
+    Codebook,
+    SortedValues,
+    apply_codebooks_,
+    quantize_layer,
+    share_weights_,
+    unshare_weights_,
+)
+from dclab.codec import container
+from dclab.codec.container import CompressedLayer, DczModel
+from dclab.data import Digits, load_mnist
+from dclab.errors import DclabError
+from dclab.pipeline.config import DEFAULT_SPARSITY, FALLBACK_SPARSITY, CompressionConfig
+from dclab.pipeline.report import CompressionReport, CompressionResult, measured_report
+
+
+def arch_of(model: nn.Module) -> str:
+    """The zoo name of a model (``"lenet300"``...) from its class."""
+    for name, builder in models.BUILDERS.items():
+        if isinstance(builder, type) and type(model) is builder:
+            return name
+    raise DclabError(
+        f"cannot tell which architecture a {type(model).__name__} is; pass arch= one of {', '.join(models.BUILDERS)}"
+    )
+
+
+def layer_sparsities(
+    model: nn.Module, arch: str | None, config: CompressionConfig
+) -> dict[str, float]:
+    """The final sparsity of every compressible layer (quality converted on the current weights)."""
+    layers = models.compressible_layers(model)
+    if config.quality is not None:
+        quality = config.quality
+        _check_names(quality, layers)
+        out = {}
+        for name, module in layers.items():
+            q = quality.get(name) if isinstance(quality, Mapping) else quality
+            if q is None:
+                out[name] = 0.0
+                continue
+            w = module.weight.detach()
+            pruned = 1 - threshold_mask(w, q).sum().item() / w.numel()  # the one quality rule (dclab.algorithms.prune)
+            out[name] = min(pruned, 1 - 1 / w.numel())  # keep at least one weight
+        return out
+    sparsity = config.sparsity
+    if sparsity is None:
+        preset = DEFAULT_SPARSITY.get(arch or "", {})
+        return {
+            name: preset.get(name, FALLBACK_SPARSITY[models.layer_kind(module)])
+            for name, module in layers.items()
+        }
+    if isinstance(sparsity, Mapping):
+        _check_names(sparsity, layers)
+        return {name: float(sparsity.get(name, 0.0)) for name in layers}
+    return {name: float(sparsity) for name in layers}
+
+
+def _check_names(per_layer: Any, layers: Mapping[str, nn.Module]) -> None:
+    if isinstance(per_layer, Mapping):
+        unknown = sorted(set(per_layer) - set(layers))
+        if unknown:
+            raise DclabError(f"the model has no layer {', '.join(unknown)}; its layers are {', '.join(layers)}")
+
+
+def _schedule(final: float, step: int, steps: int) -> float:
+    """Iterative pruning: the density falls geometrically, density_i = density ** (i / steps)."""
+    return 1.0 - (1.0 - final) ** (step / steps)
+
+
+def dcz_layers(
+    model: nn.Module,
+    codebooks: Mapping[str, Codebook],
+    bits: Callable[[str, str], int],
+    gap_bits: Callable[[str, str], int],
+) -> list[CompressedLayer]:
+    """A model's codebooks as ``.dcz`` layers, in the model's layer order: the one place they are assembled
+    (``compress``, ``compress_weights``, the capstone's session, notebook 03's experiments).
+
+    ``bits(name, kind)`` is the width of a weight index; a pruned codebook (reserved zero) stores its
+    gaps in ``gap_bits(name, kind)`` bits, a dense one stores every index. Biases go in as float32.
+    """
+    compressed = []
+    for name, module in models.compressible_layers(model).items():
+        if name not in codebooks:
+            continue
+        kind, book = models.layer_kind(module), codebooks[name]
+        compressed.append(CompressedLayer.from_codebook(
+            name, kind, book, bits=bits(name, kind),
+            index_bits=gap_bits(name, kind) if book.reserved_zero else 0,
+            bias=None if module.bias is None else module.bias.detach(),
+        ))
+    return compressed
+
+
+def _encode(
+    arch: str,
+    model: nn.Module,
+    codebooks: Mapping[str, Codebook],
+    config: CompressionConfig,
+    meta: Mapping[str, Any],
+) -> tuple[bytes, bytes]:
+    """The ``.dcz`` bytes at fixed width and Huffman-coded."""
+    missing = set(models.compressible_layers(model)) - set(codebooks)
+    if missing:
+        raise DclabError(f"no codebook for layer(s) {', '.join(sorted(missing))}")
+    compressed = dcz_layers(model, codebooks, config.bits_for, lambda name, kind: config.index_bits_for(kind))
+    fixed = container.to_bytes(arch, compressed, huffman=False, meta=meta)
+    coded = container.to_bytes(arch, compressed, huffman=True, meta=meta)
+    return fixed, coded
+
+
+def encode_dcz(
+    arch: str,
+    compressed: nn.Module,
+    codebooks: dict[str, Codebook],
+    config: CompressionConfig,
+    meta: dict[str, Any],
+) -> tuple[bytes, CompressionReport]:
+    """The one ``.dcz`` encoder of a compressed model: encode both ways (fixed-width and Huffman), return
+    the configured file's bytes and the report measured from those bytes."""
+    fixed, coded = _encode(arch, compressed, codebooks, config, meta)
+    chosen = coded if config.huffman else fixed
+    report = measured_report(container.from_bytes(coded), len(fixed), len(coded), len(chosen))
+    return chosen, report
+
+
+def finetune_centroids(
+    model: nn.Module,
+    codebooks: Mapping[str, Codebook],
+    train_data: Digits,
+    config: CompressionConfig,
+    *,
+    test_data: Digits | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Codebook], list[dict]]:
+    """Trained quantization, the one implementation (``compress``, the capstone's fine-tune button; notebook 06).
+
+    Shares ``model``'s layers through ``codebooks`` and trains only the centroids and biases
+    (the indices stay, so pruned weights stay pruned; a centroid moves by the summed gradient of
+    its weights) for ``config.finetune_epochs`` at ``config.finetune_lr`` (cosine, no weight decay).
+    Afterwards ``model`` holds exactly the returned codebooks' weights. ``test_data`` adds a test
+    accuracy to each epoch's record. Returns ``(codebooks, history)``.
+    """
+    from dclab.train import train
+
+    share_weights_(model, dict(codebooks))
+    history = []
+    if config.finetune_epochs:
+        params = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(".original")]
+        history = train(
+            model, train_data, config.finetune_epochs, config.finetune_lr,
+            batch_size=config.batch_size, max_shift=config.max_shift, seed=config.seed + 100,
+            parameters=params, weight_decay=0.0, after_step=after_step, eval_data=test_data, on_epoch=on_epoch,
+            progress=progress, desc="fine-tune centroids",
+        )
+    tuned = unshare_weights_(model)
+    apply_codebooks_(model, tuned)  # exactly what the file stores
+    return tuned, history
+
+
+def compress(
+    model: nn.Module,
+    config: CompressionConfig | None = None,
+    *,
+    train_data: Digits | None = None,
+    test_data: Digits | None = None,
+    arch: str | None = None,
+    progress: bool = True,
+) -> CompressionResult:
+    """Prune + retrain, quantize + fine-tune centroids, Huffman-code: a ``.dcz`` (notebook 05).
+
+    ``model`` is not changed: a copy is compressed. Training uses MNIST's training
+    digits (``config.train_subset`` of them if set); errors are measured on the test
+    digits. Without a config, ``CompressionConfig.preset(arch)``. The result's model
+    has exactly the weights stored in the ``.dcz``.
+    """
+    from dclab.train import test_error, train
+
+    arch = arch or arch_of(model)
+    config = (config or CompressionConfig.preset(arch)).validate()
+    start = time.perf_counter()
+    train_data = train_data if train_data is not None else load_mnist("train")
+    if config.train_subset is not None:
+        train_data = train_data.subset(config.train_subset)
+    test_data = test_data if test_data is not None else load_mnist("test")
+
+    net = copy.deepcopy(model).cpu()
+    layers = models.compressible_layers(net)
+    error_before = test_error(net, test_data)
+    final = layer_sparsities(net, arch, config)
+
+    # 1. prune iteratively, retraining the survivors after each step (pruned weights stay 0)
+    masks: dict[str, torch.Tensor | None] = {name: None for name in layers}
+    for step in range(1, config.prune_steps + 1):
+        masks = {
+            name: magnitude_mask(module.weight, _schedule(final[name], step, config.prune_steps))
+            if final[name] > 0 else None
+            for name, module in layers.items()
+        }
+        pruner = Pruner(net, {n: m for n, m in masks.items() if m is not None})
+        if config.retrain_epochs:
+            train(
+                net, train_data, config.retrain_epochs, config.retrain_lr,
+                batch_size=config.batch_size, max_shift=config.max_shift, seed=config.seed + step,
+                after_step=pruner, progress=progress,
+                desc=f"prune step {step}/{config.prune_steps}: retrain",
+            )
+        pruner.remove()
+
+    # 2. share weights by k-means, then fine-tune the centroids (and biases): trained quantization
+    codebooks = {
+        name: quantize_layer(
+            module.weight.detach(), masks[name], config.bits_for(name, models.layer_kind(module)), config.init,
+            seed=config.seed,
+        )
+        for name, module in layers.items()
+    }
+    codebooks, _ = finetune_centroids(net, codebooks, train_data, config, progress=progress)
+    net.eval()
+    error_after = test_error(net, test_data)
+
+    # 3. encode
+    meta = {
+        "test_error_before": error_before,
+        "test_error_after": error_after,
+        "seconds": round(time.perf_counter() - start, 3),
+        "config": config.to_dict(),
+    }
+    data, report = encode_dcz(arch, net, codebooks, config, meta)
+    return CompressionResult(net, data, report, codebooks, config)
+
+
+class WeightCache:
+    """A model's weights, each layer sorted once, for repeated ``compress_weights`` calls (notebook 05).
+
+    A slider changes the settings; the cache keeps what does not change: the
+    original weights and their sorted values (so k-means never sorts again).
+    """
+
+    def __init__(self, model: nn.Module, arch: str | None = None) -> None:
+        self.model = model
+        self.arch = arch or arch_of(model)
+        self.layers = models.compressible_layers(model)
+        self.weights = {name: m.weight.detach().clone().cpu() for name, m in self.layers.items()}
+        self.sorted = {name: SortedValues.of(w) for name, w in self.weights.items()}
+        self.kinds = {name: models.layer_kind(m) for name, m in self.layers.items()}
+        self.by_magnitude = {name: MagnitudeOrder(w) for name, w in self.weights.items()}
+
+    def mask(self, name: str, sparsity: float) -> torch.Tensor:
+        """``magnitude_mask(weight, sparsity)``, cut from the layer's cached ``MagnitudeOrder``."""
+        return self.by_magnitude[name].mask(sparsity)
+
+    def __repr__(self) -> str:
+        return f"WeightCache({self.arch}, layers={list(self.layers)})"
+
+
+def compress_weights(
+    model: nn.Module,
+    config: CompressionConfig | None = None,
+    cache: WeightCache | None = None,
+    test_data: Digits | None = None,
+) -> tuple[nn.Module, bytes, CompressionReport]:
+    """Prune + k-means + encode without any training: ``(model, dcz bytes, report)`` (notebook 05).
+
+    Fast enough for a slider (tens of milliseconds for LeNet-300-100 with a
+    ``WeightCache``). ``test_data`` adds the test error after compression.
+    """
+    config = (config or CompressionConfig()).validate()
+    cache = cache if cache is not None and cache.model is model else WeightCache(model)
+    final = layer_sparsities(model, cache.arch, config)
+    masks: dict[str, torch.Tensor | None] = {}
+    codebooks = {}
+    for name, w in cache.weights.items():
+        masks[name] = cache.mask(name, final[name]) if final[name] > 0 else None
+        codebooks[name] = quantize_layer(
+            w, masks[name], config.bits_for(name, cache.kinds[name]), config.init,
+            seed=config.seed, presorted=cache.sorted[name],
+        )
+    net = apply_codebooks_(copy.deepcopy(model).cpu().eval(), codebooks)
+    error = None
+    if test_data is not None:
+        from dclab.train import test_error
+
+        error = test_error(net, test_data)
+    meta = {"test_error_after": error, "config": config.to_dict()}
+    data, report = encode_dcz(cache.arch, net, codebooks, config, meta)
+    return net, data, report
+
+
+def load_model(path_or_bytes: str | os.PathLike | bytes | bytearray | DczModel) -> nn.Module:
+    """Rebuild the model stored in a ``.dcz`` (bytes or a path), in eval mode (notebook 05).
+
+    Its weights equal the compressed ones bit for bit: ``centroids[indices]``, biases as stored.
+    """
+    if isinstance(path_or_bytes, DczModel):
+        dcz = path_or_bytes
+    elif isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        dcz = container.from_bytes(path_or_bytes)
+    else:
+        path = Path(path_or_bytes)
+        if not path.is_file():
+            raise DclabError(f"no such file: {path}; compress a model first (python -m dclab compress lenet300)")
+        dcz = container.read_dcz(path)
+    model = models.build(dcz.arch)
+    state = dcz.state_dict()
+    expected = {k for k, _ in model.named_parameters()}
+    if set(state) != expected:
+        raise DclabError(
+            f"the .dcz holds {sorted(state)} but a {dcz.arch} has {sorted(expected)}; was it written by another dclab?"
+        )
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,147 @@
+"""How to compress: ``CompressionConfig`` and the defaults behind it (notebooks 04-06).
+
+The papers' per-layer sparsities and gap bits come from ``dclab.paper``; the sparsities dclab uses
+when a config names none were tuned on MNIST (benchmarks/table1.py).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from dclab import paper
+from dclab.algorithms.prune import (
+    check_quality,
+    check_sparsity,
+)
+from dclab.algorithms.quantize import (
+    DEFAULT_BITS,
+    INITS,
+    check_bits,
+)
+from dclab.errors import DclabError
+
+PAPER_SPARSITY: dict[str, dict[str, float]] = paper.SPARSITY
+"""The papers' per-layer sparsities (``dclab.paper``)."""
+
+
+DEFAULT_SPARSITY: dict[str, dict[str, float]] = {
+    # tuned on MNIST (benchmarks/table1.py): beyond the papers' sparsity, within their error
+    "lenet300": {"ip1": 0.95, "ip2": 0.93, "ip3": 0.75},
+    "lenet5": {"conv1": 0.40, "conv2": 0.90, "ip1": 0.96, "ip2": 0.85},
+}
+"""The per-layer sparsities ``compress`` uses when the config names none."""
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # LeNet-300-100 trains fast, so it affords more, longer retraining steps
+    "lenet300": {"prune_steps": 4, "retrain_epochs": 4},
+    "lenet5": {"prune_steps": 3, "retrain_epochs": 2},
+}
+"""Training settings per model for ``CompressionConfig.preset`` (benchmarks/table1.py)."""
+
+
+FALLBACK_SPARSITY = {"conv": 0.6, "fc": 0.9}
+"""For a model without a preset: by layer kind."""
+
+
+DEFAULT_INDEX_BITS = dict(paper.GAP_BITS)
+"""The paper's bits per sparse gap: 8 for conv layers, 5 for fc layers."""
+
+
+BASELINE_LR = 0.05  # the zoo's training rate
+
+
+@dataclass
+class CompressionConfig:
+    """How to compress (notebook 05). ``CompressionConfig.preset("lenet5")`` gives the tuned settings.
+
+    ``sparsity`` (fraction removed) or ``quality`` (threshold in stds of the layer's
+    weights): one number for every layer or a dict by layer name; ``None`` uses the
+    model's ``DEFAULT_SPARSITY``. Pruning reaches it in ``prune_steps`` steps (the
+    density falls geometrically), each followed by ``retrain_epochs`` of retraining
+    with the survivors kept (cosine schedule from ``retrain_lr``; the papers retrain
+    at 1/10 of the original rate, 1/5 recovered more here). Then the weights are
+    shared (``conv_bits``/``fc_bits``, ``init``) and the centroids fine-tuned for
+    ``finetune_epochs`` from ``finetune_lr`` (small: a centroid's gradient is the
+    sum over all the weights that share it).
+    """
+
+    sparsity: float | dict[str, float] | None = None
+    quality: float | dict[str, float] | None = None
+    conv_bits: int = DEFAULT_BITS["conv"]
+    fc_bits: int = DEFAULT_BITS["fc"]
+    layer_bits: dict[str, int] = field(default_factory=dict)
+    conv_index_bits: int = DEFAULT_INDEX_BITS["conv"]
+    fc_index_bits: int = DEFAULT_INDEX_BITS["fc"]
+    prune_steps: int = 3
+    retrain_epochs: int = 2
+    retrain_lr: float = BASELINE_LR / 5
+    finetune_epochs: int = 1
+    finetune_lr: float = BASELINE_LR / 50
+    init: str = "linear"
+    huffman: bool = True
+    max_shift: float = 2.0
+    batch_size: int = 128
+    train_subset: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "CompressionConfig":
+        """Raise DclabError for any setting out of range; return self."""
+        if self.sparsity is not None and self.quality is not None:
+            raise DclabError("give sparsity or quality, not both")
+        for name, value in _per_layer_items(self.sparsity):
+            check_sparsity(value, f" of layer {name!r}" if name else "")
+        for name, value in _per_layer_items(self.quality):
+            check_quality(value, f" of layer {name!r}" if name else "")
+        check_bits(self.conv_bits, " for conv layers")
+        check_bits(self.fc_bits, " for fc layers")
+        for name, bits in self.layer_bits.items():
+            check_bits(bits, f" of layer {name!r}")
+        for label, value in (("conv_index_bits", self.conv_index_bits), ("fc_index_bits", self.fc_index_bits)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 16:
+                raise DclabError(f"{label} must be an integer from 1 to 16 (bits per sparse gap), not {value!r}")
+        for label in ("prune_steps", "retrain_epochs", "finetune_epochs"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise DclabError(f"{label} must be a whole number >= 0, not {value!r}")
+        if self.prune_steps < 1:
+            raise DclabError("prune_steps must be at least 1")
+        for label in ("retrain_lr", "finetune_lr"):
+            value = getattr(self, label)
+            if not isinstance(value, numbers.Real) or not value > 0 or math.isinf(value):
+                raise DclabError(f"{label} must be a positive number, not {value!r}")
+        if self.init not in INITS:
+            raise DclabError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        if self.train_subset is not None and self.train_subset < 1:
+            raise DclabError(f"train_subset must be a positive number of digits, not {self.train_subset!r}")
+        return self
+
+    @classmethod
+    def preset(cls, arch: str, **overrides: Any) -> "CompressionConfig":
+        """The tuned settings for a zoo model (``PRESETS``), with ``overrides`` (notebook 05)."""
+        return cls(**{**PRESETS.get(arch, {}), **overrides})
+
+    def bits_for(self, name: str, kind: str) -> int:
+        """Bits per weight index of a layer."""
+        return self.layer_bits.get(name, self.conv_bits if kind == "conv" else self.fc_bits)
+
+    def index_bits_for(self, kind: str) -> int:
+        """Bits per sparse gap of a layer."""
+        return self.conv_index_bits if kind == "conv" else self.fc_index_bits
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (stored in the ``.dcz`` metadata)."""
+        return asdict(self)
+
+
+def _per_layer_items(value: float | Mapping[str, float] | None) -> list[tuple[str, float]]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return list(value.items())
+    return [("", value)]
