@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=20)
     parser.add_argument("--network", default="lenet300", choices=list(TITLES))
     parser.add_argument("--control", default="fc_sparsity",
-                        help="the slider to move (fc_sparsity, fc_bits, fc_index_bits, conv_bits...)")
+                        help="the slider to move (fc_sparsity, fc_bits, fc_gap_bits, conv_bits...)")
     parser.add_argument("--key", default="ArrowLeft", help="ArrowLeft lowers the value one step, ArrowRight raises it")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()

@@ -35,8 +35,8 @@ from dclab.widgets.dashboard import NETWORKS, compression_dashboard  # noqa: E40
 GOAL = 1.5  # p50 of a move at most 1.5x one dense pass
 
 CONTROLS = {
-    "lenet300": ["fc_sparsity", "fc_bits", "fc_index_bits", "huffman", "init"],
-    "lenet5": ["conv_sparsity", "fc_sparsity", "conv_bits", "fc_bits", "conv_index_bits", "fc_index_bits",
+    "lenet300": ["fc_sparsity", "fc_bits", "fc_gap_bits", "huffman", "init"],
+    "lenet5": ["conv_sparsity", "fc_sparsity", "conv_bits", "fc_bits", "conv_gap_bits", "fc_gap_bits",
                "huffman", "init"],
 }
 INITS = ["linear", "density", "random"]

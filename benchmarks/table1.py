@@ -112,8 +112,8 @@ def markdown(results: list[dict], quick: bool) -> str:
         c = r["config"]
         sparsity = c.sparsity if c.sparsity is not None else DEFAULT_SPARSITY.get(r["name"])
         lines.append(
-            f"Config: sparsity {sparsity}; bits conv/fc {c.conv_bits}/{c.fc_bits}; index bits conv/fc "
-            f"{c.conv_index_bits}/{c.fc_index_bits}; {c.prune_steps} pruning steps x {c.retrain_epochs} "
+            f"Config: sparsity {sparsity}; bits conv/fc {c.conv_bits}/{c.fc_bits}; gap bits conv/fc "
+            f"{c.conv_gap_bits}/{c.fc_gap_bits}; {c.prune_steps} pruning steps x {c.retrain_epochs} "
             f"retraining epochs at lr {c.retrain_lr:g}; {c.finetune_epochs} centroid fine-tuning epochs at "
             f"lr {c.finetune_lr:g}; init {c.init}. Predictions of the file's model equal the in-memory "
             f"model's: {r['same_predictions']}."
@@ -122,12 +122,12 @@ def markdown(results: list[dict], quick: bool) -> str:
 
 
 def _layer_table(report) -> str:
-    rows = ["| layer | weights | kept | weight bits P+Q | weight bits +H | index bits P+Q | index bits +H "
+    rows = ["| layer | weights | kept | weight bits P+Q | weight bits +H | gap bits P+Q | gap bits +H "
             "| size P+Q | size +H |", "|---|---|---|---|---|---|---|---|---|"]
     for row in [layer.row() for layer in report.layers] + [report.totals()]:
         rows.append(
             f"| {row['layer']} | {row['weights']:,} | {row['density']:.1%} | {row['weight bits P+Q']:.3g} | "
-            f"{row['weight bits +H']:.2f} | {row['index bits P+Q']:.3g} | {row['index bits +H']:.2f} | "
+            f"{row['weight bits +H']:.2f} | {row['gap bits P+Q']:.3g} | {row['gap bits +H']:.2f} | "
             f"{row['size P+Q']:.2%} | {row['size +H']:.2%} |"
         )
     return "\n".join(rows)

@@ -11,7 +11,7 @@ Vocabulary, used the same way in every module and notebook:
 - ``quality``: pruning threshold in units of the layer's standard deviation
 - ``bits``: bits per codebook index (2**bits shared weights); ``n_clusters``: k-means centroids
 - ``codebook``: centroids plus ``indices`` (one per weight)
-- ``index_bits``: bits per relative position (``gaps``) in sparse storage
+- ``gap_bits``: bits per relative position (``gaps``) in sparse storage
 - ``payload_bytes``: bytes of coded data, without headers
 
 Layers: core (errors, hardware, numformats, prune, quantize, lowrank, sparse, huffman,

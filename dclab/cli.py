@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
+from dclab.deprecation import warn_renamed
 from dclab.errors import DclabError
 
 
@@ -39,6 +41,21 @@ def _per_layer(spec: str | None, what: str) -> float | dict[str, float] | None:
         raise DclabError(f"--{what} takes a number or NAME=NUMBER,... (e.g. ip1=0.95,ip2=0.9), not {spec!r}") from None
 
 
+class _RenamedFlag(argparse.Action):
+    """An old flag: stores into the new flag's value and says, once, what it is called now."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"note: {option_string} is now called {self.new}; {option_string} will be removed later",
+              file=sys.stderr)
+        warn_renamed(option_string or "", self.new)
+        setattr(namespace, self.dest, values)
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     """Compress a trained baseline into a .dcz file and print the per-layer report."""
     from dclab import zoo
@@ -49,8 +66,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         "quality": _per_layer(args.quality, "quality"),
         "conv_bits": args.bits_conv,
         "fc_bits": args.bits_fc,
-        "conv_index_bits": args.index_bits_conv,
-        "fc_index_bits": args.index_bits_fc,
+        "conv_gap_bits": args.gap_bits_conv,
+        "fc_gap_bits": args.gap_bits_fc,
         "prune_steps": args.prune_steps,
         "retrain_epochs": args.retrain_epochs,
         "finetune_epochs": args.finetune_epochs,
@@ -130,8 +147,11 @@ def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--quality", help="threshold in stds of the layer's weights: 1.0, or per layer")
     compress.add_argument("--bits-conv", type=int, help="bits per weight index, conv layers (8)")
     compress.add_argument("--bits-fc", type=int, help="bits per weight index, fc layers (5)")
-    compress.add_argument("--index-bits-conv", type=int, help="bits per sparse gap, conv layers (8)")
-    compress.add_argument("--index-bits-fc", type=int, help="bits per sparse gap, fc layers (5)")
+    compress.add_argument("--gap-bits-conv", type=int, help="bits per sparse gap, conv layers (8)")
+    compress.add_argument("--gap-bits-fc", type=int, help="bits per sparse gap, fc layers (5)")
+    for kind in ("conv", "fc"):  # dclab 1's names, still accepted
+        compress.add_argument(f"--index-bits-{kind}", type=int, dest=f"gap_bits_{kind}", action=_RenamedFlag,
+                              new=f"--gap-bits-{kind}", help=argparse.SUPPRESS)
     compress.add_argument("--prune-steps", type=int, help="iterative pruning steps (model preset)")
     compress.add_argument("--retrain-epochs", type=int, help="retraining epochs per pruning step (model preset)")
     compress.add_argument("--finetune-epochs", type=int, help="centroid fine-tuning epochs (1)")

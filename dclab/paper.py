@@ -24,7 +24,7 @@ TABLE1 = {  # Deep Compression (Han, Mao, Dally; ICLR 2016), Table 1
 }
 
 TABLE2 = {  # Deep Compression, Table 2 (LeNet-300-100 per layer): weights, kept, weight bits P+Q / +H,
-    # index bits P+Q / +H, size P+Q / +H; kept and sizes as fractions of the original
+    # gap bits P+Q / +H, size P+Q / +H; kept and sizes as fractions of the original
     "ip1": (235_000, 0.08, 6, 4.4, 5, 3.7, 0.031, 0.0232),
     "ip2": (30_000, 0.09, 6, 4.4, 5, 4.3, 0.038, 0.0304),
     "ip3": (1_000, 0.26, 6, 4.3, 5, 3.2, 0.157, 0.1270),

@@ -38,6 +38,26 @@ def mnist_train():
 
 
 @pytest.fixture(scope="session")
+def untrained_lenet300():
+    """A seeded, untrained LeNet-300-100: for tests that check consistency (a widget shows what the engine
+    writes and what the decoded file scores), which hold for any weights and need no training."""
+    from dclab.models import LeNet300
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return LeNet300().eval()
+
+
+@pytest.fixture(scope="session")
+def synthetic_digits():
+    """1,000 seeded noise images with labels 0-9: test data for consistency checks (no MNIST needed)."""
+    from dclab.data import Digits
+
+    g = torch.Generator().manual_seed(0)
+    return Digits(torch.randn(1000, 1, 28, 28, generator=g), torch.randint(0, 10, (1000,), generator=g))
+
+
+@pytest.fixture(scope="session")
 def lenet300():
     """Trained LeNet-300-100 from the cache (trained once if missing). Do not modify: copy it."""
     from dclab.zoo import pretrained
@@ -152,3 +172,27 @@ def open_dashboard(chromium, voila_server):
     yield open_
     for context in contexts:
         context.close()
+
+
+def notebook_solutions() -> dict:
+    """The exercises' reference solutions, run from the lecture notebooks themselves (their one copy).
+
+    Every code cell with a ``### BEGIN SOLUTION`` region contributes its imports and functions
+    (nothing else of the cell runs), executed in one namespace per notebook.
+    """
+    import ast
+    import json
+
+    found = {}
+    for path in sorted(NOTEBOOKS.glob("0[1-5]_*.ipynb")):
+        namespace: dict = {}
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code" or "### BEGIN SOLUTION" not in source:
+                continue
+            keep = [n for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef))]
+            exec(compile(ast.Module(body=keep, type_ignores=[]), f"{path.name}", "exec"), namespace)
+            found.update({n.name: namespace[n.name] for n in keep if isinstance(n, ast.FunctionDef)
+                          and "### BEGIN SOLUTION" in ast.get_source_segment(source, n)})
+    return found
+

@@ -42,7 +42,7 @@ def doc_layer() -> CompressedLayer:
     return CompressedLayer("ip1", "fc", (2, 8), 2, 2, centroids, indices)
 
 
-def random_layer(name, kind, shape, bits, index_bits, seed, keep=0.3, bias=True) -> CompressedLayer:
+def random_layer(name, kind, shape, bits, gap_bits, seed, keep=0.3, bias=True) -> CompressedLayer:
     g = torch.Generator().manual_seed(seed)
     k = 2**bits
     indices = torch.randint(1, k, shape, generator=g)
@@ -50,7 +50,7 @@ def random_layer(name, kind, shape, bits, index_bits, seed, keep=0.3, bias=True)
     centroids = torch.randn(k, generator=g)
     centroids[0] = 0.0
     b = torch.randn(shape[0], generator=g) if bias else None
-    return CompressedLayer(name, kind, shape, bits, index_bits, centroids, indices, b)
+    return CompressedLayer(name, kind, shape, bits, gap_bits, centroids, indices, b)
 
 
 def small_layers() -> list[CompressedLayer]:
@@ -63,7 +63,7 @@ def small_layers() -> list[CompressedLayer]:
 
 
 def assert_same_layer(a: CompressedLayer, b: CompressedLayer) -> None:
-    assert (a.name, a.kind, a.shape, a.bits, a.index_bits) == (b.name, b.kind, b.shape, b.bits, b.index_bits)
+    assert (a.name, a.kind, a.shape, a.bits, a.gap_bits) == (b.name, b.kind, b.shape, b.bits, b.gap_bits)
     assert torch.equal(a.centroids.view(torch.int32), b.centroids.view(torch.int32))  # bit for bit
     assert torch.equal(a.indices, b.indices)
     assert torch.equal(a.weight().view(torch.int32), b.weight().view(torch.int32))
@@ -96,7 +96,7 @@ def test_doc_example_layer_stats():
     assert s.density == pytest.approx(3 / 16)
     assert s.fixed_bits == 5 * (2 + 2)
     assert s.huffman_bits == 10 + 8  # indices 11 01 00 00 10, gaps 10 11 0 0 11
-    assert s.weight_bits_huffman == pytest.approx(2.0) and s.index_bits_huffman == pytest.approx(1.6)
+    assert s.weight_bits_huffman == pytest.approx(2.0) and s.gap_bits_huffman == pytest.approx(1.6)
     assert s.sections == {"LAYR": 25, "CENT": 16, "WTAB": 4, "WDAT": 3, "GTAB": 4, "GDAT": 2}
     assert (s.codebook_bytes, s.table_bytes, s.bias_bytes) == (16, 8, 0)
     assert s.size_pq_bytes == 16 + 3 and s.size_pqh_bytes == 16 + 8 + 3
@@ -172,7 +172,7 @@ def test_from_codebook_and_special_values():
         centroids = torch.tensor([0.0, -0.0, float("inf"), float("nan")])
         indices = torch.tensor([[1, 2, 3, 0]])
 
-    layer = CompressedLayer.from_codebook("ip9", "fc", Codebook(), bits=2, index_bits=1, bias=[1.0])
+    layer = CompressedLayer.from_codebook("ip9", "fc", Codebook(), bits=2, gap_bits=1, bias=[1.0])
     assert layer.shape == (1, 4)
     assert_same_layer(layer, from_bytes(to_bytes("x", [layer])).layers[0])
 
@@ -199,7 +199,7 @@ def layer_lists(draw):
             else (draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         )
         bits = draw(st.integers(1, 9))
-        index_bits = draw(st.integers(0, 5))
+        gap_bits = draw(st.integers(0, 5))
         k = draw(st.integers(1, 2**bits))
         numel = int(np.prod(shape))
         zero_rate = draw(st.sampled_from([0.0, 0.5, 0.9, 1.0]))
@@ -208,7 +208,7 @@ def layer_lists(draw):
         idx = [0 if m < zero_rate else v for v, m in zip(idx, mask)]
         centroids = draw(st.lists(st.floats(width=32, allow_nan=False), min_size=k, max_size=k))
         bias = draw(st.none() | st.lists(st.floats(width=32), min_size=shape[0], max_size=shape[0]))
-        layers.append(CompressedLayer(f"layer{i}.w", kind, shape, bits, index_bits, centroids, idx, bias))
+        layers.append(CompressedLayer(f"layer{i}.w", kind, shape, bits, gap_bits, centroids, idx, bias))
     return layers
 
 
@@ -379,7 +379,7 @@ def test_from_bytes_refuses_non_bytes():
         (dict(indices=torch.tensor([0.0, 1.0])), "integers"),
         (dict(bits=1), "do not fit 1 bits"),
         (dict(bits=17), "bits must"),
-        (dict(index_bits=17), "index_bits"),
+        (dict(gap_bits=17), "gap_bits"),
         (dict(kind="lstm"), "kind"),
         (dict(shape=(2, 0)), "shape"),
         (dict(name=""), "name"),
@@ -387,7 +387,7 @@ def test_from_bytes_refuses_non_bytes():
     ],
 )
 def test_bad_layers_raise(kwargs, match):
-    args = dict(name="ip1", kind="fc", shape=(1, 2), bits=2, index_bits=1)
+    args = dict(name="ip1", kind="fc", shape=(1, 2), bits=2, gap_bits=1)
     args.update(centroids=torch.zeros(4), indices=torch.tensor([0, 1]), bias=None)
     args.update(kwargs)
     with pytest.raises(DclabError, match=match):

@@ -94,7 +94,7 @@ def test_layer_streams_are_what_the_container_codes():
     indices = torch.from_numpy(rng.integers(1, 32, size=(40, 50)))
     indices[w.abs() < 1.2] = 0  # about 77% pruned, some gaps longer than 2**3 need fillers
     layer = container.CompressedLayer("ip1", "fc", (40, 50), 5, 3, torch.linspace(-1, 1, 32), indices)
-    streams = entropy.layer_streams(indices, index_bits=3)
+    streams = entropy.layer_streams(indices, gap_bits=3)
     assert streams["weights"].size == streams["gaps"].size
     assert (streams["weights"] == 0).sum() > 0 and streams["gaps"].max() <= 7
     stats = container.from_bytes(container.to_bytes("lenet300", [layer], huffman=True)).layer_stats()[0]

@@ -1,7 +1,6 @@
 """Course-lab checks: each passes the reference solution and explains typical wrong answers in words."""
 from __future__ import annotations
 
-import heapq
 import math
 import re
 import subprocess
@@ -10,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, notebook_solutions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,145 +17,19 @@ from dclab import exercises
 from dclab.exercises import REGISTRY, CheckResult, ExerciseFailed
 
 # ---------------------------------------------------------------- reference solutions
-# The code between the solution markers of docs/exercises_plan.md (and, once pasted, the notebooks).
+# Their one copy is in the lecture notebooks, between the solution markers; the tests run those.
+
+REFERENCES = notebook_solutions()
+fp16_bits, fp16_value = REFERENCES["fp16_bits"], REFERENCES["fp16_value"]
+magnitude_mask, global_magnitude_masks = REFERENCES["magnitude_mask"], REFERENCES["global_magnitude_masks"]
+kmeans_step, centroid_gradient = REFERENCES["kmeans_step"], REFERENCES["centroid_gradient"]
+sharing_ratio, encode_gaps = REFERENCES["sharing_ratio"], REFERENCES["encode_gaps"]
+huffman_code, canonical_code = REFERENCES["huffman_code"], REFERENCES["canonical_code"]
+fire_parameters, fire_filters = REFERENCES["fire_parameters"], REFERENCES["fire_filters"]
 
 
-def fp16_bits(x: float) -> str:
-    sign = "1" if math.copysign(1.0, x) < 0 else "0"
-    a = abs(x)
-    if math.isnan(a):
-        return sign + "11111" + "1000000000"
-    if math.isinf(a):
-        return sign + "11111" + "0" * 10
-    if a == 0:
-        return sign + "0" * 15
-    e = max(math.frexp(a)[1] - 1, -14)  # a = f * 2**e with 1 <= f < 2; below 2**-14: subnormal
-    m = round(a / 2.0**e * 1024)  # the significand in steps of 2**-10; round() ties to even
-    if m == 2048:  # rounding carried into the exponent
-        e, m = e + 1, 1024
-    if e > 15:  # beyond 65504: infinity
-        return sign + "11111" + "0" * 10
-    field = e + 15 if m >= 1024 else 0  # subnormal numbers have exponent field 0
-    return sign + format(field, "05b") + format(m % 1024, "010b")
-
-
-def fp16_value(bits: str) -> float:
-    sign = -1.0 if bits[0] == "1" else 1.0
-    e, m = int(bits[1:6], 2), int(bits[6:], 2)
-    if e == 31:
-        return sign * math.inf if m == 0 else math.nan
-    if e == 0:
-        return sign * m / 1024 * 2.0**-14
-    return sign * (1 + m / 1024) * 2.0 ** (e - 15)
-
-
-def int8_quantize(w):
-    peak = w.abs().max().item()
-    scale = peak / 127 if peak > 0 else 1.0
-    codes = torch.round(w / scale).clamp(-127, 127).to(torch.int64)
-    return codes, scale
-
-
-def magnitude_mask(w, sparsity):
-    n_pruned = round(sparsity * w.numel())
-    mask = torch.ones_like(w, dtype=torch.bool)
-    if n_pruned > 0:
-        smallest = torch.topk(w.abs().flatten(), n_pruned, largest=False).indices
-        mask.view(-1)[smallest] = False
-    return mask
-
-
-def threshold_mask(w, quality):
-    return w.abs() >= quality * w.std()
-
-
-def global_magnitude_masks(weights, sparsity):
-    flat = torch.cat([w.flatten() for w in weights.values()])
-    keep = magnitude_mask(flat, sparsity)
-    masks, start = {}, 0
-    for name, w in weights.items():
-        masks[name] = keep[start : start + w.numel()].reshape(w.shape)
-        start += w.numel()
-    return masks
-
-
-def kmeans_step(values, centroids):
-    labels = (values[:, None] - centroids[None, :]).abs().argmin(dim=1)
-    new = centroids.clone()
-    for k in range(len(centroids)):
-        if (labels == k).any():
-            new[k] = values[labels == k].mean()
-    return labels, new
-
-
-def centroid_gradient(grad, indices, n_clusters):
-    return torch.zeros(n_clusters).index_add_(0, indices.flatten(), grad.flatten())
-
-
-def sharing_ratio(n, bits, b=32):
-    k = 2**bits
-    return n * b / (n * bits + k * b)
-
-
-def huffman_code(freqs):
-    heap = [(f, i, {s: ""}) for i, (s, f) in enumerate(freqs.items()) if f > 0]
-    heapq.heapify(heap)
-    if len(heap) == 1:
-        return {s: "0" for s in heap[0][2]}
-    tie = len(heap)
-    while len(heap) > 1:
-        f1, _, a = heapq.heappop(heap)
-        f2, _, b = heapq.heappop(heap)
-        merged = {s: "0" + c for s, c in a.items()} | {s: "1" + c for s, c in b.items()}
-        heapq.heappush(heap, (f1 + f2, tie, merged))
-        tie += 1
-    return heap[0][2] if heap else {}
-
-
-def canonical_code(lengths):
-    codes, code, prev = {}, 0, None
-    for s in sorted(lengths, key=lambda s: (lengths[s], s)):
-        if prev is not None:
-            code = (code + 1) << (lengths[s] - prev)
-        codes[s] = format(code, f"0{lengths[s]}b")
-        prev = lengths[s]
-    return codes
-
-
-def encode_gaps(indices, index_bits):
-    max_gap = 2**index_bits
-    gaps, values, prev = [], [], -1
-    for pos, v in enumerate(indices):
-        if v == 0:
-            continue
-        gap = pos - prev
-        while gap > max_gap:
-            gaps.append(max_gap)
-            values.append(0)
-            gap -= max_gap
-        gaps.append(gap)
-        values.append(v)
-        prev = pos
-    return gaps, values
-
-
-def fire_parameters(in_channels, s1x1, e1x1, e3x3):
-    squeeze = in_channels * s1x1 + s1x1
-    expand = s1x1 * e1x1 + e1x1 + 9 * s1x1 * e3x3 + e3x3
-    return squeeze + expand
-
-
-def fire_filters(i, base_e=128, incr_e=128, freq=2, pct3x3=0.5, sr=0.125):
-    e = base_e + incr_e * (i // freq)
-    e3x3 = round(pct3x3 * e)
-    return round(sr * e), e - e3x3, e3x3
-
-
-REFERENCES = {f.__name__: f for f in (
-    fp16_bits, fp16_value, int8_quantize, magnitude_mask, threshold_mask, global_magnitude_masks,
-    kmeans_step, centroid_gradient, sharing_ratio, huffman_code, canonical_code, encode_gaps,
-    fire_parameters, fire_filters,
-)}
+def test_every_exercise_has_its_reference_solution_in_a_notebook():
+    assert set(REGISTRY) <= set(REFERENCES), sorted(set(REGISTRY) - set(REFERENCES))
 
 
 def _check(name: str, fn) -> CheckResult:
@@ -200,8 +73,8 @@ def _fp16_value_subnormal_like_normal(bits):
     return (-1) ** s * (1 + m / 1024) * 2.0 ** (e - 15)
 
 
-def _gaps_first_from_zero(indices, index_bits):
-    max_gap, gaps, values, prev = 2**index_bits, [], [], 0
+def _gaps_first_from_zero(indices, gap_bits):
+    max_gap, gaps, values, prev = 2**gap_bits, [], [], 0
     for pos, v in enumerate(indices):
         if v:
             gap = pos - prev
@@ -215,12 +88,12 @@ def _gaps_first_from_zero(indices, index_bits):
     return gaps, values
 
 
-def _gaps_eager_filler(indices, index_bits):
-    max_gap, gaps, values, prev = 2**index_bits, [], [], -1
+def _gaps_eager_filler(indices, gap_bits):
+    max_gap, gaps, values, prev = 2**gap_bits, [], [], -1
     for pos, v in enumerate(indices):
         if v:
             gap = pos - prev
-            while gap >= max_gap:  # wrong: a gap of exactly 2**index_bits fits
+            while gap >= max_gap:  # wrong: a gap of exactly 2**gap_bits fits
                 gaps.append(max_gap)
                 values.append(0)
                 gap -= max_gap
@@ -230,8 +103,8 @@ def _gaps_eager_filler(indices, index_bits):
     return gaps, values
 
 
-def _gaps_max_minus_one(indices, index_bits):
-    max_gap, gaps, values, prev = 2**index_bits - 1, [], [], -1
+def _gaps_max_minus_one(indices, gap_bits):
+    max_gap, gaps, values, prev = 2**gap_bits - 1, [], [], -1
     for pos, v in enumerate(indices):
         if v:
             gap = pos - prev
@@ -425,7 +298,7 @@ WRONG = [
     ("canonical_code", _canonical_by_symbol, "failed", "(length, symbol)"),
     ("canonical_code", _canonical_no_shift, "failed", "shift the next code left"),
     ("encode_gaps", _gaps_first_from_zero, "failed", "position -1"),
-    ("encode_gaps", _gaps_eager_filler, "failed", "exactly 2**index_bits still fits"),
+    ("encode_gaps", _gaps_eager_filler, "failed", "exactly 2**gap_bits still fits"),
     ("encode_gaps", _gaps_max_minus_one, "failed", "gap - 1"),
     ("encode_gaps", lambda ind, b: ([p for p, v in enumerate(ind) if v], [v for v in ind if v]), "failed", "not the position"),
     ("fire_parameters", lambda c, s, e1, e3: c * s + s * e1 + 9 * s * e3, "failed", "biases"),
@@ -532,7 +405,7 @@ def test_grading_mode_raises_on_failure_only(monkeypatch):
     monkeypatch.setenv(exercises.GRADING_ENV, "1")
     assert exercises.check_encode_gaps(encode_gaps).passed
 
-    def unfinished(indices, index_bits):
+    def unfinished(indices, gap_bits):
         raise NotImplementedError
 
     with pytest.raises(ExerciseFailed, match="not written yet"):

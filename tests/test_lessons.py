@@ -19,16 +19,16 @@ from dclab.models import LeNet300, rnn
 # ---------------------------------------------------------------- pruned layers as bytes
 
 
-@pytest.mark.parametrize("sparsity,index_bits", [(0.0, 5), (0.5, 5), (0.9, 5), (0.999, 3), (0.9, 8)])
-def test_encode_pruned_round_trips_and_its_size_is_entries_times_bits(sparsity, index_bits):
+@pytest.mark.parametrize("sparsity,gap_bits", [(0.0, 5), (0.5, 5), (0.9, 5), (0.999, 3), (0.9, 8)])
+def test_encode_pruned_round_trips_and_its_size_is_entries_times_bits(sparsity, gap_bits):
     g = torch.Generator().manual_seed(1)
     w = torch.randn(60, 70, generator=g)
     mask = prune.magnitude_mask(w, sparsity)
-    data = sparse.encode_pruned(w, mask, index_bits)
-    assert torch.equal(sparse.decode_pruned(data, w.shape, index_bits), w * mask)
-    entries = encode_gaps(mask.reshape(-1).to(torch.uint8), index_bits).n_entries
+    data = sparse.encode_pruned(w, mask, gap_bits)
+    assert torch.equal(sparse.decode_pruned(data, w.shape, gap_bits), w * mask)
+    entries = encode_gaps(mask.reshape(-1).to(torch.uint8), gap_bits).n_entries
     assert entries >= int(mask.sum())
-    assert len(data) == 8 + math.ceil(entries * index_bits / 8) + 4 * entries
+    assert len(data) == 8 + math.ceil(entries * gap_bits / 8) + 4 * entries
 
 
 def test_encode_pruned_inserts_fillers_for_long_gaps():
@@ -144,10 +144,10 @@ def test_encode_quantized_writes_a_dcz_that_reads_back_to_the_shared_weights():
     shared = sharing_lesson.quantized_copy(model, books)
     for name in masks:
         assert torch.equal(back[name].weight(), getattr(shared, name).weight.detach())
-        assert back[name].index_bits == 5 and back[name].bits == 5
+        assert back[name].gap_bits == 5 and back[name].bits == 5
         assert torch.equal(back[name].bias, getattr(model, name).bias.detach())
     dense = container.from_bytes(sharing_lesson.encode_quantized(model, dense_books))
-    assert dense["ip3"].index_bits == 0 and dense["ip3"].bits == 3
+    assert dense["ip3"].gap_bits == 0 and dense["ip3"].bits == 3
 
 
 # ---------------------------------------------------------------- sweeps on the trained baselines (MNIST)

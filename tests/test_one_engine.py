@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,8 +62,8 @@ def test_session_widget_and_engine_write_the_same_bytes_and_accuracy(arch, spars
     from dclab.widgets.coding import pipeline_widget
 
     model = network(arch)
-    config = CompressionConfig(sparsity=sparsity, conv_bits=bits, fc_bits=bits, conv_index_bits=gap_bits,
-                               fc_index_bits=gap_bits, init=init, huffman=huffman)
+    config = CompressionConfig(sparsity=sparsity, conv_bits=bits, fc_bits=bits, conv_gap_bits=gap_bits,
+                               fc_gap_bits=gap_bits, init=init, huffman=huffman)
     _, engine, report = compress_weights(model, config)
     snap = session(arch).compress(arch, config)  # the capstone
     assert snap.dcz == engine and snap.report.stage_bytes == report.stage_bytes
@@ -76,8 +77,8 @@ def test_session_widget_and_engine_write_the_same_bytes_and_accuracy(arch, spars
 @given(**SETTINGS)
 def test_the_pipeline_with_training_off_stores_the_same_layers(arch, sparsity, bits, gap_bits, init, huffman):
     model = network(arch)
-    config = CompressionConfig(sparsity=sparsity, conv_bits=bits, fc_bits=bits, conv_index_bits=gap_bits,
-                               fc_index_bits=gap_bits, init=init, huffman=huffman, prune_steps=1,
+    config = CompressionConfig(sparsity=sparsity, conv_bits=bits, fc_bits=bits, conv_gap_bits=gap_bits,
+                               fc_gap_bits=gap_bits, init=init, huffman=huffman, prune_steps=1,
                                retrain_epochs=0, finetune_epochs=0)
     full = compress(model, config, train_data=digits(32), test_data=digits(), progress=False)
     _, engine, _ = compress_weights(model, config)
@@ -85,7 +86,7 @@ def test_the_pipeline_with_training_off_stores_the_same_layers(arch, sparsity, b
     assert [x.name for x in a.layers] == [y.name for y in b.layers]
     for x, y in zip(a.layers, b.layers):  # the files differ only in their metadata (timings, errors)
         assert torch.equal(x.indices, y.indices) and torch.equal(x.centroids, y.centroids)
-        assert x.index_bits == y.index_bits and torch.equal(x.bias, y.bias)
+        assert x.gap_bits == y.gap_bits and torch.equal(x.bias, y.bias)
     assert full.report.stage_bytes["pruned"] == compress_weights(model, config)[2].stage_bytes["pruned"]
 
 
@@ -102,7 +103,7 @@ def test_prune_explorer_cuts_the_engines_masks_and_shows_the_engines_pruned_byte
         assert torch.equal(explorer.state["masks"][name], cache.mask(name, sparsity))
         assert torch.equal(explorer.state["masks"][name], magnitude_mask(w, sparsity))
     # the explorer's bytes and the report's pruned stage are the same encoder's output
-    config = CompressionConfig(sparsity=sparsity, conv_index_bits=gap_bits, fc_index_bits=gap_bits)
+    config = CompressionConfig(sparsity=sparsity, conv_gap_bits=gap_bits, fc_gap_bits=gap_bits)
     _, _, report = compress_weights(model, config)
     masks = {n: cache.mask(n, sparsity) for n in cache.weights}
     biases = sum(4 * m.bias.numel() for m in compressible_layers(model).values())
@@ -122,3 +123,23 @@ def test_bit_width_widget_shares_the_engines_codebooks(arch, bits, init):
     stored = {x.name: x for x in container.from_bytes(engine).layers}[layer]
     assert torch.equal(widget.state["codebook"].centroids, stored.centroids)
     assert torch.equal(widget.state["codebook"].indices.reshape(stored.indices.shape), stored.indices)
+
+
+@pytest.mark.parametrize("arch, args", [
+    ("lenet300", ["--sparsity", "ip1=0.93,ip2=0.9,ip3=0.6", "--bits-fc", "4", "--gap-bits-fc", "3"]),
+    ("lenet5", ["--sparsity", "0.8", "--bits-conv", "5", "--bits-fc", "3", "--gap-bits-conv", "6", "--init", "density"]),
+])
+def test_the_command_line_with_training_off_writes_the_engines_layers(arch, args, tmp_path, capsys):
+    from dclab.cli import main
+    from dclab.zoo import pretrained
+
+    out = tmp_path / f"{arch}.dcz"
+    assert main(["compress", arch, *args, "--prune-steps", "1", "--retrain-epochs", "0", "--finetune-epochs", "0",
+                 "--out", str(out)]) == 0
+    written = container.read_dcz(out)
+    config = CompressionConfig(**written.meta["config"])  # the settings the file says it was made with
+    _, engine, _ = compress_weights(pretrained(arch, progress=False), config)
+    for x, y in zip(written.layers, container.from_bytes(engine).layers, strict=True):
+        assert x.name == y.name and x.gap_bits == y.gap_bits and x.bits == y.bits
+        assert torch.equal(x.indices, y.indices) and torch.equal(x.centroids, y.centroids)
+        assert torch.equal(x.bias, y.bias)

@@ -92,7 +92,7 @@ def test_stage_sizes_are_real_bytes(run):
 
     model = load_model(result.dcz)
     layers = {s.name: s for s in read.layer_stats()}
-    pruned = sum(len(encode_pruned(m.weight.detach(), m.weight.detach() != 0, layers[name].index_bits))
+    pruned = sum(len(encode_pruned(m.weight.detach(), m.weight.detach() != 0, layers[name].gap_bits))
                  for name, m in compressible_layers(model).items())
     assert stages["pruned"] == pruned + 4 * 410
     assert report.ratio == pytest.approx(stages["dense"] / len(result.dcz))
@@ -105,8 +105,8 @@ def test_report_rows_and_file_alone_agree(run):
     assert [layer.name for layer in report.layers] == ["ip1", "ip2", "ip3"]
     ip1 = report.layers[0]
     assert ip1.weights == 235_200 and ip1.density == pytest.approx(0.1, abs=1e-4)
-    assert ip1.bits == 5 and ip1.index_bits == 5
-    assert 0 < ip1.weight_bits_huffman < 5 and 0 < ip1.index_bits_huffman < 5
+    assert ip1.bits == 5 and ip1.gap_bits == 5
+    assert 0 < ip1.weight_bits_huffman < 5 and 0 < ip1.gap_bits_huffman < 5
     assert ip1.share_pqh < ip1.share_pq < 0.1
     from_file = report_from_dcz(result.dcz)
     assert from_file.layers == report.layers
@@ -120,7 +120,7 @@ def test_report_reads_well(run):
     report = result.report
     frame = report.to_frame()
     assert list(frame.index) == ["ip1", "ip2", "ip3", "total"]
-    assert {"density", "weight bits +H", "index bits +H", "size P+Q", "size +H"} <= set(frame.columns)
+    assert {"density", "weight bits +H", "gap bits +H", "size P+Q", "size +H"} <= set(frame.columns)
     assert frame.loc["total", "weights"] == 266_200
     assert list(report.stages_frame().index)[-1] == "+ Huffman"
     text = str(report)
@@ -162,16 +162,16 @@ def test_quality_prunes_below_quality_times_std():
     expected = (w.abs() < w.std()).sum().item()
     assert report.layers[0].kept == w.numel() - expected
     ip2 = report.layers[1]
-    assert ip2.kept == ip2.weights and ip2.index_bits == 0  # not pruned: stored dense
+    assert ip2.kept == ip2.weights and ip2.gap_bits == 0  # not pruned: stored dense
 
 
-def test_conv_layers_get_conv_bits_and_index_bits():
+def test_conv_layers_get_conv_bits_and_gap_bits():
     model = LeNet5()
     config = CompressionConfig(sparsity={"conv1": 0.3, "conv2": 0.8, "ip1": 0.9, "ip2": 0.8}, conv_bits=6)
     net, data, report = compress_weights(model, config)
     rows = {layer.name: layer for layer in report.layers}
-    assert rows["conv1"].bits == 6 and rows["conv1"].index_bits == 8
-    assert rows["ip1"].bits == 5 and rows["ip1"].index_bits == 5
+    assert rows["conv1"].bits == 6 and rows["conv1"].gap_bits == 8
+    assert rows["ip1"].bits == 5 and rows["ip1"].gap_bits == 5
     assert isinstance(load_model(data), LeNet5)
     assert arch_of(model) == "lenet5"
 
@@ -187,7 +187,7 @@ def test_conv_layers_get_conv_bits_and_index_bits():
         ({"quality": -1.0}, "quality"),
         ({"sparsity": 0.5, "quality": 1.0}, "not both"),
         ({"init": "kmeans++"}, "init must be one of"),
-        ({"fc_index_bits": 0}, "fc_index_bits"),
+        ({"fc_gap_bits": 0}, "fc_gap_bits"),
         ({"retrain_epochs": -1}, "retrain_epochs"),
     ],
 )

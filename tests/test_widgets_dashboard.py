@@ -65,7 +65,7 @@ def test_masks_are_the_engines_and_magnitude_masks_where_no_ties():
     assert cache.mask("ip1", 0.0) is None
 
 
-def test_bits_reuse_masks_and_index_bits_or_huffman_reuse_the_accuracy():
+def test_bits_reuse_masks_and_gap_bits_or_huffman_reuse_the_accuracy():
     torch.manual_seed(0)
     session = CompressionSession(tiny_digits(64), {"lenet300": LeNet300().eval()})
     net = session.network("lenet300")
@@ -75,7 +75,7 @@ def test_bits_reuse_masks_and_index_bits_or_huffman_reuse_the_accuracy():
     assert len(net.masks) == masks  # new codebooks, same masks
     assert not any(r.startswith("codebook") for r in second.reused)
     assert second.dcz != first.dcz
-    third = session.compress("lenet300", CompressionConfig(sparsity=0.8, fc_bits=3, fc_index_bits=3, huffman=False))
+    third = session.compress("lenet300", CompressionConfig(sparsity=0.8, fc_bits=3, fc_gap_bits=3, huffman=False))
     assert {"accuracy", "codebook ip1", "codebook ip2", "codebook ip3"} <= set(third.reused)
     assert third.accuracy == second.accuracy and len(third.dcz) != len(second.dcz)
     sizes_first = session.compress("lenet300", CompressionConfig(sparsity=0.7), evaluate=False)
@@ -193,7 +193,7 @@ def test_dashboard_opens_on_lenet300_with_real_numbers(dashboard, mnist_test, le
     box = dashboard
     assert "dclab-dashboard" in box._dom_classes
     assert box.layer.options == ("ip1", "ip2", "ip3")
-    assert all(s.disabled for s in (box.conv_sparsity, box.conv_bits, box.conv_index_bits))
+    assert all(s.disabled for s in (box.conv_sparsity, box.conv_bits, box.conv_gap_bits))
     assert shown(box)["paper"] == "40x"
     assert box.snapshot.baseline_accuracy == evaluate(lenet300, mnist_test)
     assert_consistent(box, mnist_test)
@@ -247,13 +247,13 @@ def test_each_control_changes_what_it_should(dashboard, mnist_test):
     assert_consistent(box, mnist_test)
     box.huffman.value = True
 
-    box.fc_index_bits.value = 2  # short gaps: many filler zeros, same accuracy
+    box.fc_gap_bits.value = 2  # short gaps: many filler zeros, same accuracy
     snap = box.snapshot
     assert snap.accuracy == start.accuracy and snap.file_bytes != start.file_bytes
     assert table_rows(box)["ip1"][4] == "2"
     assert sum(layer.fillers for layer in snap.report.layers) > sum(layer.fillers for layer in start.report.layers)
     assert_consistent(box, mnist_test)
-    box.fc_index_bits.value = 5
+    box.fc_gap_bits.value = 5
 
     box.init.value = "density"  # other centroids, other file
     assert not torch.equal(box.snapshot.codebooks["ip1"].centroids, start.codebooks["ip1"].centroids)

@@ -54,7 +54,7 @@ def test_at_90_percent_the_survivors_histogram_is_empty_between_the_thresholds(e
 def test_shown_size_is_the_bytes_the_engine_writes(explorer, lenet300):
     _set(explorer, mode="sparsity", scope="layer", layer="ip1", sparsity=0.9)
     w = lenet300.ip1.weight.detach()
-    expected = len(sparse.encode_pruned(w, prune.magnitude_mask(w, 0.9), index_bits=5))
+    expected = len(sparse.encode_pruned(w, prune.magnitude_mask(w, 0.9), gap_bits=5))
     assert _shown_bytes(explorer) == expected == explorer.state["layer_bytes"]["ip1"]
     masks = prune.layer_masks(prune.prunable_weights(lenet300), sparsity=0.9)
     assert explorer.state["model_bytes"] == pruning_lesson.pruned_model_bytes(lenet300, masks)

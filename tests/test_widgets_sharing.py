@@ -17,9 +17,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def widget(lenet300, mnist_test):
+    """On the trained network: for what only trained weights show (fewer bits cost accuracy)."""
     from dclab.widgets.sharing import bit_width_explorer
 
     return bit_width_explorer(lenet300, mnist_test, layer="ip1", bits=3)
+
+
+@pytest.fixture(scope="module")
+def untrained(untrained_lenet300, synthetic_digits):
+    """On an untrained network and synthetic digits: for what holds for any weights (no training, no MNIST)."""
+    from dclab.widgets.sharing import bit_width_explorer
+
+    return bit_width_explorer(untrained_lenet300, synthetic_digits, layer="ip1", bits=3), untrained_lenet300
 
 
 def _shown_bytes(box) -> int:
@@ -34,7 +43,8 @@ def _lines(trace) -> list[float]:
     return sorted({x for x in trace.x if x is not None})
 
 
-def test_centroid_lines_and_counts_follow_the_codebook(widget, lenet300):
+def test_centroid_lines_and_counts_follow_the_codebook(untrained):
+    widget, lenet300 = untrained
     widget.layer.value, widget.init.value, widget.bits.value = "ip1", "linear", 3
     w = lenet300.ip1.weight.detach()
     book = quantize.quantize_layer(w, None, 3, "linear")
@@ -45,7 +55,8 @@ def test_centroid_lines_and_counts_follow_the_codebook(widget, lenet300):
     assert np.asarray(widget.figure.data[0].y).sum() == w.numel()
 
 
-def test_shown_size_is_the_bytes_the_container_writes_and_the_formula_is_beside_it(widget, lenet300):
+def test_shown_size_is_the_bytes_the_container_writes_and_the_formula_is_beside_it(untrained):
+    widget, lenet300 = untrained
     widget.layer.value, widget.init.value = "ip1", "linear"
     for bits in (3, 5):
         widget.bits.value = bits
@@ -77,7 +88,8 @@ def test_fewer_bits_cost_accuracy_and_bytes(widget, lenet300, mnist_test):
     assert _shown_accuracy(widget) == pytest.approx(100 * expected, abs=0.005)
 
 
-def test_initialization_sets_where_k_means_starts(widget, lenet300):
+def test_initialization_sets_where_k_means_starts(untrained):
+    widget, lenet300 = untrained
     widget.layer.value, widget.bits.value = "ip2", 2
     w = lenet300.ip2.weight.detach()
     x = np.sort(w.reshape(-1).double().numpy())
@@ -93,7 +105,8 @@ def test_initialization_sets_where_k_means_starts(widget, lenet300):
         assert f"{how} initialization" in widget.accuracy_label.value
 
 
-def test_switching_layers_restores_the_previous_one(widget, lenet300):
+def test_switching_layers_restores_the_previous_one(untrained):
+    widget, lenet300 = untrained
     widget.layer.value, widget.bits.value = "ip1", 2
     widget.layer.value = "ip3"
     assert torch.equal(widget.model.ip1.weight.detach(), lenet300.ip1.weight.detach())
@@ -102,7 +115,8 @@ def test_switching_layers_restores_the_previous_one(widget, lenet300):
     assert float((lenet300.ip3.weight.detach().unique()).numel()) > 100  # the given model is untouched
 
 
-def test_bad_arguments_say_what_to_do(lenet300, mnist_test):
+def test_bad_arguments_say_what_to_do(untrained_lenet300, synthetic_digits):
+    lenet300, mnist_test = untrained_lenet300, synthetic_digits
     from dclab.errors import DclabError
     from dclab.widgets.sharing import bit_width_explorer
 

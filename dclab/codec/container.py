@@ -29,7 +29,8 @@ import torch
 
 from dclab.cache import atomic_write_bytes
 from dclab.codec import huffman
-from dclab.codec.sparse import MAX_INDEX_BITS, encode_gaps
+from dclab.codec.sparse import MAX_GAP_BITS, encode_gaps
+from dclab.deprecation import renamed_attribute, renamed_keywords
 from dclab.errors import DclabError, DczFormatError
 
 SIGNATURE = b"\x89DCZ\r\n\x1a\n"
@@ -71,9 +72,9 @@ class CompressedLayer:
     """One pruned and quantized layer: its codebook, its indices and its bias (notebooks 04, 06).
 
     ``indices`` are codebook indices shaped like the weight (a flat tensor is
-    reshaped); the weight is ``centroids[indices]``. With ``index_bits > 0``
+    reshaped); the weight is ``centroids[indices]``. With ``gap_bits > 0``
     the file stores only the non-zero indices with their gaps (index 0 is the
-    zero value of a pruned layer); ``index_bits == 0`` stores every index
+    zero value of a pruned layer); ``gap_bits == 0`` stores every index
     (a dense layer, quantized but not pruned).
     """
 
@@ -81,10 +82,12 @@ class CompressedLayer:
     kind: str
     shape: tuple[int, ...]
     bits: int
-    index_bits: int
+    gap_bits: int
     centroids: torch.Tensor
     indices: torch.Tensor
     bias: torch.Tensor | None = None
+
+    index_bits = renamed_attribute("index_bits", "gap_bits")
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or len(self.name.encode("utf-8")) > 255:
@@ -97,12 +100,12 @@ class CompressedLayer:
         self.shape = tuple(int(d) for d in shape)
         if not isinstance(self.bits, (int, np.integer)) or not 1 <= self.bits <= MAX_BITS:
             raise DclabError(f"layer {self.name!r}: bits must be an integer in [1, {MAX_BITS}]; got {self.bits!r}")
-        if not isinstance(self.index_bits, (int, np.integer)) or not 0 <= self.index_bits <= MAX_INDEX_BITS:
+        if not isinstance(self.gap_bits, (int, np.integer)) or not 0 <= self.gap_bits <= MAX_GAP_BITS:
             raise DclabError(
-                f"layer {self.name!r}: index_bits must be an integer in [0, {MAX_INDEX_BITS}] "
-                f"(0 = dense, no gaps); got {self.index_bits!r}"
+                f"layer {self.name!r}: gap_bits must be an integer in [0, {MAX_GAP_BITS}] "
+                f"(0 = dense, no gaps); got {self.gap_bits!r}"
             )
-        self.bits, self.index_bits = int(self.bits), int(self.index_bits)
+        self.bits, self.gap_bits = int(self.bits), int(self.gap_bits)
         self.centroids = _tensor(self.centroids, torch.float32).reshape(-1)
         if not 1 <= self.centroids.numel() <= 2**self.bits:
             raise DclabError(
@@ -135,18 +138,19 @@ class CompressedLayer:
                 )
 
     @classmethod
+    @renamed_keywords
     def from_codebook(
         cls,
         name: str,
         kind: str,
         codebook: Any,
         bits: int,
-        index_bits: int,
+        gap_bits: int,
         bias: Array | None = None,
     ) -> CompressedLayer:
         """A layer from a ``dclab.algorithms.quantize.Codebook`` (centroids, indices shaped like ``w``) (notebooks 04, 06)."""
         indices = codebook.indices
-        return cls(name, kind, tuple(indices.shape), bits, index_bits, codebook.centroids, indices, bias)
+        return cls(name, kind, tuple(indices.shape), bits, gap_bits, codebook.centroids, indices, bias)
 
     @property
     def n_weights(self) -> int:
@@ -161,7 +165,7 @@ class CompressedLayer:
         bias = "" if self.bias is None else ", bias"
         return (
             f"CompressedLayer({self.name!r}, {self.kind}, shape={self.shape}, bits={self.bits}, "
-            f"index_bits={self.index_bits}, n_centroids={self.centroids.numel()}{bias})"
+            f"gap_bits={self.gap_bits}, n_centroids={self.centroids.numel()}{bias})"
         )
 
 
@@ -184,11 +188,11 @@ class LayerStats:
     n_fillers: int
     n_entries: int
     bits: int
-    index_bits: int
+    gap_bits: int
     n_centroids: int
     huffman: bool
     weight_bits_huffman: float
-    index_bits_huffman: float
+    gap_bits_huffman: float
     fixed_bits: int
     huffman_bits: int
     codebook_bytes: int
@@ -196,6 +200,8 @@ class LayerStats:
     bias_bytes: int
     stored_bytes: int
     sections: dict[str, int] = field(default_factory=dict)
+    index_bits = renamed_attribute("index_bits", "gap_bits")
+    index_bits_huffman = renamed_attribute("index_bits_huffman", "gap_bits_huffman")
 
     @property
     def density(self) -> float:
@@ -297,7 +303,7 @@ def _stream_chunks(tag: bytes, symbols: np.ndarray, width: int, use_huffman: boo
 
 def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
     flat = layer.indices.reshape(-1).numpy()
-    sparse = encode_gaps(flat, layer.index_bits) if layer.index_bits else None
+    sparse = encode_gaps(flat, layer.gap_bits) if layer.gap_bits else None
     values = sparse.values if sparse is not None else flat
     name = layer.name.encode("utf-8")
     header = b"".join(
@@ -306,7 +312,7 @@ def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
             name,
             struct.pack("<BB", KINDS.index(layer.kind), len(layer.shape)),
             struct.pack(f"<{len(layer.shape)}I", *layer.shape),
-            struct.pack("<BBII", layer.bits, layer.index_bits, layer.centroids.numel(), values.size),
+            struct.pack("<BBII", layer.bits, layer.gap_bits, layer.centroids.numel(), values.size),
             struct.pack("<B", layer.bias is not None),  # flags: bit 0 = has a bias
         ]
     )
@@ -314,7 +320,7 @@ def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
     yield _chunk(b"CENT", layer.centroids.numpy().astype("<f4").tobytes())
     yield from _stream_chunks(b"W", values, layer.bits, use_huffman)
     if sparse is not None:
-        yield from _stream_chunks(b"G", sparse.gap_codes, layer.index_bits, use_huffman)
+        yield from _stream_chunks(b"G", sparse.gap_codes, layer.gap_bits, use_huffman)
     if layer.bias is not None:
         yield _chunk(b"BIAS", layer.bias.numpy().astype("<f4").tobytes())
 
@@ -505,12 +511,12 @@ def _read_layer(reader: _Reader, use_huffman: bool, budget: int) -> tuple[Compre
     start = reader.pos
     body = reader.chunk(b"LAYR")
     sections = {"LAYR": len(body)}
-    name, kind, shape, bits, index_bits, n_centroids, n_entries, has_bias = _layer_header(bytes(body))
+    name, kind, shape, bits, gap_bits, n_centroids, n_entries, has_bias = _layer_header(bytes(body))
     what = f"layer {name!r}"
     n_weights = math.prod(shape)
     if n_weights > budget:
         raise DczFormatError(f"corrupted .dcz: {what} declares more weights than a .dcz may hold ({MAX_WEIGHTS})")
-    if n_entries > n_weights or (index_bits == 0 and n_entries != n_weights):
+    if n_entries > n_weights or (gap_bits == 0 and n_entries != n_weights):
         raise DczFormatError(f"corrupted .dcz: {what} declares {n_entries} entries for {n_weights} weights")
 
     cent = reader.chunk(b"CENT")
@@ -521,12 +527,12 @@ def _read_layer(reader: _Reader, use_huffman: bool, budget: int) -> tuple[Compre
 
     values, w_bits, s = _read_stream(reader, b"W", n_entries, bits, n_centroids, use_huffman, f"{what} indices")
     sections.update(s)
-    if index_bits:
+    if gap_bits:
         codes, g_bits, s = _read_stream(
-            reader, b"G", n_entries, index_bits, 2**index_bits, use_huffman, f"{what} gaps"
+            reader, b"G", n_entries, gap_bits, 2**gap_bits, use_huffman, f"{what} gaps"
         )
         sections.update(s)
-        flat = _scatter(values, codes + 1, n_weights, index_bits, what)
+        flat = _scatter(values, codes + 1, n_weights, gap_bits, what)
         n_fillers = int(np.count_nonzero(values == 0))
     else:
         codes, g_bits, flat, n_fillers = None, 0, values, 0
@@ -539,13 +545,13 @@ def _read_layer(reader: _Reader, use_huffman: bool, budget: int) -> tuple[Compre
             raise DczFormatError(f"corrupted .dcz: {what} has {len(body)} bias bytes for {shape[0]} outputs")
         bias = torch.from_numpy(np.frombuffer(bytes(body), dtype="<f4").astype(np.float32))
 
-    layer = CompressedLayer(name, kind, tuple(shape), bits, index_bits, centroids, torch.from_numpy(flat), bias)
+    layer = CompressedLayer(name, kind, tuple(shape), bits, gap_bits, centroids, torch.from_numpy(flat), bias)
     stats = _layer_stats(layer, values, codes, n_fillers, use_huffman, w_bits, g_bits, sections, reader.pos - start)
     return layer, stats
 
 
 def _layer_header(body: bytes) -> tuple[str, str, list[int], int, int, int, int, bool]:
-    """Parse a LAYR section: name, kind, shape, bits, index_bits, n_centroids, n_entries, has_bias."""
+    """Parse a LAYR section: name, kind, shape, bits, gap_bits, n_centroids, n_entries, has_bias."""
     bad = f"corrupted .dcz: a layer header ({len(body)} bytes) is invalid"
     n = body[0] if body else 0
     if len(body) < n + 3:
@@ -558,30 +564,30 @@ def _layer_header(body: bytes) -> tuple[str, str, list[int], int, int, int, int,
     if not name or kind >= len(KINDS) or not 1 <= ndim <= 5 or len(body) != n + 3 + 4 * ndim + 11:
         raise DczFormatError(f"{bad}: name, kind or number of dimensions. {_REPAIR}")
     shape = list(struct.unpack_from(f"<{ndim}I", body, 3 + n))
-    bits, index_bits, n_centroids, n_entries, flags = struct.unpack_from("<BBIIB", body, 3 + n + 4 * ndim)
+    bits, gap_bits, n_centroids, n_entries, flags = struct.unpack_from("<BBIIB", body, 3 + n + 4 * ndim)
     if (
         min(shape) < 1
         or not 1 <= bits <= MAX_BITS
-        or index_bits > MAX_INDEX_BITS
+        or gap_bits > MAX_GAP_BITS
         or not 1 <= n_centroids <= 2**bits
         or flags > 1
     ):
         raise DczFormatError(
-            f"{bad}: layer {name!r} has shape {shape}, bits {bits}, index_bits {index_bits}, "
+            f"{bad}: layer {name!r} has shape {shape}, bits {bits}, gap_bits {gap_bits}, "
             f"{n_centroids} centroids, flags {flags}. {_REPAIR}"
         )
-    return name, KINDS[kind], shape, bits, index_bits, n_centroids, n_entries, bool(flags)
+    return name, KINDS[kind], shape, bits, gap_bits, n_centroids, n_entries, bool(flags)
 
 
-def _scatter(values: np.ndarray, gaps: np.ndarray, length: int, index_bits: int, what: str) -> np.ndarray:
+def _scatter(values: np.ndarray, gaps: np.ndarray, length: int, gap_bits: int, what: str) -> np.ndarray:
     """Flat indices from sparse entries, refusing any encoding ``encode_gaps`` would not produce."""
     out = np.zeros(length, dtype=np.int64)
     if values.size == 0:
         return out
     fillers = values == 0
-    if values[-1] == 0 or np.any(gaps[fillers] != 1 << index_bits):
+    if values[-1] == 0 or np.any(gaps[fillers] != 1 << gap_bits):
         raise DczFormatError(
-            f"corrupted .dcz: {what} has a filler entry that bridges no gap (fillers have gap {1 << index_bits})"
+            f"corrupted .dcz: {what} has a filler entry that bridges no gap (fillers have gap {1 << gap_bits})"
         )
     positions = np.cumsum(gaps, dtype=np.int64) - 1
     if positions[-1] >= length:
@@ -603,7 +609,7 @@ def _layer_stats(
 ) -> LayerStats:
     """Sizes of a layer at fixed width and Huffman-coded, whichever the file holds."""
     n = int(values.size)
-    fixed = n * (layer.bits + layer.index_bits)
+    fixed = n * (layer.bits + layer.gap_bits)
     if use_huffman:
         h_bits = w_bits + g_bits
         table_bytes = sections.get("WTAB", 0) + sections.get("GTAB", 0)
@@ -622,15 +628,15 @@ def _layer_stats(
         kind=layer.kind,
         shape=layer.shape,
         n_weights=layer.n_weights,
-        n_nonzero=n - n_fillers if layer.index_bits else int(torch.count_nonzero(layer.weight())),
+        n_nonzero=n - n_fillers if layer.gap_bits else int(torch.count_nonzero(layer.weight())),
         n_fillers=n_fillers,
         n_entries=n,
         bits=layer.bits,
-        index_bits=layer.index_bits,
+        gap_bits=layer.gap_bits,
         n_centroids=int(layer.centroids.numel()),
         huffman=use_huffman,
         weight_bits_huffman=w_bits / n if n else 0.0,
-        index_bits_huffman=g_bits / n if n and layer.index_bits else 0.0,
+        gap_bits_huffman=g_bits / n if n and layer.gap_bits else 0.0,
         fixed_bits=fixed,
         huffman_bits=h_bits,
         codebook_bytes=4 * int(layer.centroids.numel()),

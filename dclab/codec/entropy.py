@@ -31,6 +31,7 @@ import torch
 
 from dclab.codec import huffman
 from dclab.codec.sparse import encode_gaps
+from dclab.deprecation import renamed_keywords
 from dclab.errors import DclabError
 
 if TYPE_CHECKING:  # the pipeline (and torch training) load only when a run is asked for
@@ -244,16 +245,17 @@ def huffman_redundancy(symbols: Symbols) -> float:
     return huffman.mean_code_length(counts) - huffman.entropy_bits(counts)
 
 
-def layer_streams(indices: torch.Tensor | np.ndarray, index_bits: int) -> dict[str, np.ndarray]:
+@renamed_keywords
+def layer_streams(indices: torch.Tensor | np.ndarray, gap_bits: int) -> dict[str, np.ndarray]:
     """The two streams the ``.dcz`` codes for a pruned layer: ``{"weights": values, "gaps": gap - 1}`` (notebook 04).
 
     ``indices`` are a layer's codebook indices (0 = pruned); the streams
-    include the filler entries that bridge gaps longer than ``2**index_bits``,
+    include the filler entries that bridge gaps longer than ``2**gap_bits``,
     exactly as ``dclab.codec.container`` writes them.
     """
     if isinstance(indices, torch.Tensor):
         indices = indices.detach().cpu().numpy()
-    sparse = encode_gaps(np.asarray(indices).ravel(), index_bits)
+    sparse = encode_gaps(np.asarray(indices).ravel(), gap_bits)
     return {"weights": sparse.values.astype(np.int64), "gaps": sparse.gap_codes}
 
 
@@ -276,13 +278,13 @@ def dcz_streams(dcz: "DczModel") -> dict[str, dict[str, np.ndarray]]:
     """Every layer's weight-index and gap streams from a ``.dcz`` read back (notebook 04)."""
     out = {}
     for layer in dcz.layers:
-        if layer.index_bits:
-            out[layer.name] = layer_streams(layer.indices, layer.index_bits)
+        if layer.gap_bits:
+            out[layer.name] = layer_streams(layer.indices, layer.gap_bits)
         else:
             out[layer.name] = {"weights": layer.indices.reshape(-1).numpy().astype(np.int64)}
     return out
 
 
 def dcz_stream_bits(dcz: "DczModel") -> dict[str, dict[str, int]]:
-    """The fixed widths of ``dcz_streams``: ``bits`` for weight indices, ``index_bits`` for gaps."""
-    return {layer.name: {"weights": layer.bits, "gaps": layer.index_bits} for layer in dcz.layers}
+    """The fixed widths of ``dcz_streams``: ``bits`` for weight indices, ``gap_bits`` for gaps."""
+    return {layer.name: {"weights": layer.bits, "gaps": layer.gap_bits} for layer in dcz.layers}

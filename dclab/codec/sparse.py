@@ -2,14 +2,14 @@
 
 Notebooks 02 (storing a pruned layer) and 04; Figure 2 of Deep Compression
 (Han et al. 2016): instead of the absolute position of each kept weight, store
-the gap to the previous stored entry, in ``index_bits`` bits. A gap too long for those
+the gap to the previous stored entry, in ``gap_bits`` bits. A gap too long for those
 bits is bridged with filler entries whose value is codebook index 0 (the value
 0.0), so every stored gap fits.
 
 Convention (also in ``docs/dcz-format.md``): the layer's indices are read
 row-major; the first gap counts from position -1; a gap is at least 1 and at
-most ``2**index_bits``, written as ``gap - 1`` in ``index_bits`` bits. A filler
-always has the longest gap, ``2**index_bits``. The paper's 3-bit example,
+most ``2**gap_bits``, written as ``gap - 1`` in ``gap_bits`` bits. A filler
+always has the longest gap, ``2**gap_bits``. The paper's 3-bit example,
 non-zeros at positions 1, 4 and 15 of 16, stores gaps 2, 3, 8, 3 and values
 v1, v4, 0 (a filler at position 12), v15.
 """
@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from dclab.codec import huffman
+from dclab.deprecation import renamed_keywords
 from dclab.errors import DclabError
 
-MAX_INDEX_BITS = 16
+MAX_GAP_BITS = 16
 """The widest gap field: gaps up to 2**16 positions."""
 
 Indices = Union[np.ndarray, torch.Tensor]
@@ -37,7 +38,7 @@ class SparseLayer:
     """A layer's codebook indices as (gap, value) entries, fillers included (notebooks 02, 04).
 
     ``gaps[i]`` is the distance from the previous entry (from position -1 for
-    the first), in ``[1, 2**index_bits]``; ``values[i]`` is the codebook index
+    the first), in ``[1, 2**gap_bits]``; ``values[i]`` is the codebook index
     stored there (0 for a filler). ``length`` is the number of weights, so
     trailing zeros come back on decoding.
     """
@@ -45,7 +46,7 @@ class SparseLayer:
     gaps: np.ndarray
     values: np.ndarray
     length: int
-    index_bits: int
+    gap_bits: int
 
     @property
     def n_entries(self) -> int:
@@ -54,7 +55,7 @@ class SparseLayer:
 
     @property
     def n_fillers(self) -> int:
-        """Filler entries (value 0) inserted to bridge gaps longer than ``2**index_bits``."""
+        """Filler entries (value 0) inserted to bridge gaps longer than ``2**gap_bits``."""
         return int(np.count_nonzero(self.values == 0))
 
     @property
@@ -69,25 +70,26 @@ class SparseLayer:
 
     @property
     def gap_codes(self) -> np.ndarray:
-        """The gaps as written in ``index_bits`` bits: ``gap - 1``, in ``[0, 2**index_bits)``."""
+        """The gaps as written in ``gap_bits`` bits: ``gap - 1``, in ``[0, 2**gap_bits)``."""
         return self.gaps.astype(np.int64) - 1
 
     def __repr__(self) -> str:
         return (
-            f"SparseLayer(length={self.length}, index_bits={self.index_bits}, "
+            f"SparseLayer(length={self.length}, gap_bits={self.gap_bits}, "
             f"n_entries={self.n_entries}, n_fillers={self.n_fillers})"
         )
 
 
-def _check_index_bits(index_bits: int) -> int:
-    if not isinstance(index_bits, (int, np.integer)) or not 1 <= index_bits <= MAX_INDEX_BITS:
-        raise DclabError(f"index_bits must be an integer in [1, {MAX_INDEX_BITS}]; got {index_bits!r}")
-    return int(index_bits)
+def _check_gap_bits(gap_bits: int) -> int:
+    if not isinstance(gap_bits, (int, np.integer)) or not 1 <= gap_bits <= MAX_GAP_BITS:
+        raise DclabError(f"gap_bits must be an integer in [1, {MAX_GAP_BITS}]; got {gap_bits!r}")
+    return int(gap_bits)
 
 
-def encode_gaps(flat_indices: Indices, index_bits: int) -> SparseLayer:
+@renamed_keywords
+def encode_gaps(flat_indices: Indices, gap_bits: int) -> SparseLayer:
     """Store the non-zero codebook indices as gaps and values, with filler zeros (notebooks 02 and 04, Figure 2)."""
-    index_bits = _check_index_bits(index_bits)
+    gap_bits = _check_gap_bits(gap_bits)
     if isinstance(flat_indices, torch.Tensor):
         flat_indices = flat_indices.detach().cpu().numpy()
     idx = np.asarray(flat_indices).ravel()
@@ -95,7 +97,7 @@ def encode_gaps(flat_indices: Indices, index_bits: int) -> SparseLayer:
         raise DclabError(f"codebook indices must be integers; got dtype {idx.dtype}")
     if idx.size and int(idx.min()) < 0:
         raise DclabError("codebook indices must be >= 0")
-    max_gap = 1 << index_bits
+    max_gap = 1 << gap_bits
     pos = np.flatnonzero(idx)
     gap = np.diff(pos, prepend=-1)
     # Entry j needs (gap - 1) // max_gap fillers before it, each max_gap apart;
@@ -107,7 +109,7 @@ def encode_gaps(flat_indices: Indices, index_bits: int) -> SparseLayer:
     values = np.zeros(n_entries, dtype=np.uint32)
     gaps[slot] = gap - n_fill * max_gap
     values[slot] = idx[pos]
-    return SparseLayer(gaps=gaps, values=values, length=int(idx.size), index_bits=index_bits)
+    return SparseLayer(gaps=gaps, values=values, length=int(idx.size), gap_bits=gap_bits)
 
 
 def decode_gaps(gaps: np.ndarray, values: np.ndarray, length: int) -> np.ndarray:
@@ -134,53 +136,56 @@ def decode_gaps(gaps: np.ndarray, values: np.ndarray, length: int) -> np.ndarray
 
 
 def fixed_width_bits(layer: SparseLayer, bits: int) -> int:
-    """Bits of the layer stored at fixed width: entries x (bits + index_bits), the paper's P+Q size (Table 2)."""
-    return layer.n_entries * (int(bits) + layer.index_bits)
+    """Bits of the layer stored at fixed width: entries x (bits + gap_bits), the paper's P+Q size (Table 2)."""
+    return layer.n_entries * (int(bits) + layer.gap_bits)
 
 
-def count_entries(flat_indices: Indices, index_bits: int) -> int:
+@renamed_keywords
+def count_entries(flat_indices: Indices, gap_bits: int) -> int:
     """Entries (non-zeros plus fillers) a layer needs, without building them (notebook 02 sliders)."""
-    index_bits = _check_index_bits(index_bits)
+    gap_bits = _check_gap_bits(gap_bits)
     if isinstance(flat_indices, torch.Tensor):
         flat_indices = flat_indices.detach().cpu().numpy()
     pos = np.flatnonzero(np.asarray(flat_indices).ravel())
     gap = np.diff(pos, prepend=-1)
-    return int(pos.size + ((gap - 1) >> index_bits).sum())
+    return int(pos.size + ((gap - 1) >> gap_bits).sum())
 
 
 # ---------------------------------------------------------------- the pruning-only stage: gaps + float32 values
 
 
-def encode_pruned(w: torch.Tensor, mask: torch.Tensor, index_bits: int = 5) -> bytes:
-    """A pruned layer in the relative-index sparse format: gaps of ``index_bits`` + float32 values (notebook 02).
+@renamed_keywords
+def encode_pruned(w: torch.Tensor, mask: torch.Tensor, gap_bits: int = 5) -> bytes:
+    """A pruned layer in the relative-index sparse format: gaps of ``gap_bits`` + float32 values (notebook 02).
 
-    Layout: u32 entries, u32 weights, the gap codes packed at ``index_bits`` bits
+    Layout: u32 entries, u32 weights, the gap codes packed at ``gap_bits`` bits
     each (``dclab.codec.sparse``, filler zeros included), then one little-endian
     float32 per entry (0.0 for a filler). This is the pruning-only stage of Deep
-    Compression: positions cost ``index_bits``, values stay 32-bit floats.
+    Compression: positions cost ``gap_bits``, values stay 32-bit floats.
     """
     if tuple(mask.shape) != tuple(w.shape):
         raise DclabError(f"mask is shaped {tuple(mask.shape)} but the weight is {tuple(w.shape)}")
     keep = mask.detach().reshape(-1).cpu().numpy().astype(np.uint8)
-    layer = encode_gaps(keep, index_bits)
+    layer = encode_gaps(keep, gap_bits)
     values = np.zeros(layer.n_entries, dtype="<f4")
     real = layer.values != 0
     values[real] = w.detach().reshape(-1).cpu().numpy()[layer.positions[real]]
-    gaps, _ = huffman.pack_codes(layer.gap_codes, index_bits)
+    gaps, _ = huffman.pack_codes(layer.gap_codes, gap_bits)
     return struct.pack("<II", layer.n_entries, layer.length) + gaps + values.tobytes()
 
 
-def decode_pruned(data: bytes, shape: Sequence[int], index_bits: int = 5) -> torch.Tensor:
+@renamed_keywords
+def decode_pruned(data: bytes, shape: Sequence[int], gap_bits: int = 5) -> torch.Tensor:
     """The dense float32 weight back from ``encode_pruned`` bytes (zeros where pruned)."""
     if len(data) < 8:
         raise DclabError("pruned-layer bytes are too short: they start with two u32 counts")
     n_entries, length = struct.unpack_from("<II", data)
     if length != math.prod(shape):
         raise DclabError(f"the bytes hold {length} weights, not the {math.prod(shape)} of shape {tuple(shape)}")
-    gap_bytes = (n_entries * index_bits + 7) // 8
+    gap_bytes = (n_entries * gap_bits + 7) // 8
     if len(data) != 8 + gap_bytes + 4 * n_entries:
-        raise DclabError(f"{len(data)} bytes do not hold {n_entries} entries of {index_bits}-bit gaps + float32")
-    gaps = huffman.unpack_fixed(data[8 : 8 + gap_bytes], n_entries, index_bits) + 1
+        raise DclabError(f"{len(data)} bytes do not hold {n_entries} entries of {gap_bits}-bit gaps + float32")
+    gaps = huffman.unpack_fixed(data[8 : 8 + gap_bytes], n_entries, gap_bits) + 1
     values = np.frombuffer(data[8 + gap_bytes :], dtype="<f4")
     slots = decode_gaps(gaps, np.arange(1, n_entries + 1), length)  # entry number + 1 at each stored position
     dense = np.zeros(length, dtype=np.float32)

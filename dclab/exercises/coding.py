@@ -200,11 +200,11 @@ def check_canonical_code(canonical_code: Callable[[dict], dict]) -> CheckResult:
     return CANONICAL_CODE.check(canonical_code)
 
 
-# ---------------------------------------------------------------- encode_gaps(indices, index_bits) -> (gaps, values)
+# ---------------------------------------------------------------- encode_gaps(indices, gap_bits) -> (gaps, values)
 
 
-def _gaps_reference(indices: list[int], index_bits: int) -> tuple[list[int], list[int]]:
-    layer = sparse.encode_gaps(np.asarray(indices, dtype=np.int64), index_bits)
+def _gaps_reference(indices: list[int], gap_bits: int) -> tuple[list[int], list[int]]:
+    layer = sparse.encode_gaps(np.asarray(indices, dtype=np.int64), gap_bits)
     return layer.gaps.astype(int).tolist(), layer.values.astype(int).tolist()
 
 
@@ -232,19 +232,19 @@ def _gaps_cases() -> list[Case]:
         Case(([0, 3, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 3),
              "Figure 2 of Deep Compression: non-zeros at positions 1, 4 and 15, 3-bit gaps"),
         Case(([5, 0, 2, 7], 2), "an entry at position 0: gaps count from position -1, so its gap is 1"),
-        Case(([0, 0, 0, 5], 2), "a gap of exactly 2**index_bits = 4 fits without a filler"),
+        Case(([0, 0, 0, 5], 2), "a gap of exactly 2**gap_bits = 4 fits without a filler"),
         Case(([0, 0, 0, 0, 7], 2), "a gap of 5 with 2-bit gaps (at most 4): one filler"),
         Case(([0, 0, 0, 0, 0, 9], 1), "a gap of 6 with 1-bit gaps (at most 2): two fillers"),
         Case(([4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 2), "zeros after the last non-zero are not stored"),
         Case(([0, 0, 0, 0, 0, 0], 3), "no non-zeros at all: nothing is stored"),
         Case((layer, 3), "a 200-weight layer at about 90% sparsity, 3-bit gaps",
-             shown="indices = 200 codebook indices, about 90% of them 0, index_bits = 3"),
+             shown="indices = 200 codebook indices, about 90% of them 0, gap_bits = 3"),
     ]
 
 
 def _gaps_compare(case: Case, got: Any) -> None:
-    indices, index_bits = case.args
-    gaps0, values0 = _gaps_reference(indices, index_bits)
+    indices, gap_bits = case.args
+    gaps0, values0 = _gaps_reference(indices, gap_bits)
     shown = f"gaps = {show(gaps0)}, values = {show(values0)}"
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise Mismatch(shown, show(got), "return two lists: gaps, values")
@@ -253,7 +253,7 @@ def _gaps_compare(case: Case, got: Any) -> None:
     if (gaps, values) == (gaps0, values0):
         return
     came_back = f"gaps = {show(gaps)}, values = {show(values)}"
-    max_gap = 2**index_bits
+    max_gap = 2**gap_bits
     positions = [p for p, v in enumerate(indices) if v != 0]
     if len(gaps) != len(values):
         hint = "one value per gap: each stored entry is a (gap, value) pair, fillers included"
@@ -263,16 +263,16 @@ def _gaps_compare(case: Case, got: Any) -> None:
         hint = ("the first gap counts from position -1, so an entry at position 0 has gap 1 (the paper's figure counts "
                 "from 0; dclab's .dcz format from -1, see docs/dcz-format.md)")
     elif (gaps, values) == _gaps_variant(indices, max_gap, eager=True):
-        hint = ("a gap of exactly 2**index_bits still fits, since it is stored as gap - 1: "
+        hint = ("a gap of exactly 2**gap_bits still fits, since it is stored as gap - 1: "
                 "insert a filler only when the gap is longer")
     elif (gaps, values) == _gaps_variant(indices, max_gap - 1):
-        hint = (f"{index_bits}-bit gaps reach up to 2**index_bits = {max_gap}, not {max_gap - 1}: a gap is stored "
+        hint = (f"{gap_bits}-bit gaps reach up to 2**gap_bits = {max_gap}, not {max_gap - 1}: a gap is stored "
                 f"as gap - 1, since gap 0 cannot occur")
     elif gaps[: len(gaps0)] == gaps0 and values[: len(values0)] == values0 and not any(values[len(values0):]):
         hint = "zeros after the last non-zero are not stored: the layer's length restores them"
     elif any(g > max_gap for g in gaps):
         g = next(g for g in gaps if g > max_gap)
-        hint = (f"gap {g} does not fit in {index_bits} bits (at most {max_gap}): bridge it with filler entries, "
+        hint = (f"gap {g} does not fit in {gap_bits} bits (at most {max_gap}): bridge it with filler entries, "
                 f"each with gap {max_gap} and value 0")
     elif gaps == gaps0:
         hint = "the gaps are right; the values are the codebook indices of the stored entries, 0 for a filler"
@@ -285,7 +285,7 @@ def _gaps_compare(case: Case, got: Any) -> None:
 ENCODE_GAPS = register(Exercise(
     name="encode_gaps",
     notebook=NOTEBOOK,
-    params=("indices", "index_bits"),
+    params=("indices", "gap_bits"),
     cases=_gaps_cases,
     compare=_gaps_compare,
     fallback=_gaps_reference,
@@ -294,5 +294,5 @@ ENCODE_GAPS = register(Exercise(
 
 
 def check_encode_gaps(encode_gaps: Callable[[list, int], tuple]) -> CheckResult:
-    """Check ``encode_gaps(indices, index_bits) -> (gaps, values)`` with filler zeros (notebook 04, Figure 2)."""
+    """Check ``encode_gaps(indices, gap_bits) -> (gaps, values)`` with filler zeros (notebook 04, Figure 2)."""
     return ENCODE_GAPS.check(encode_gaps)

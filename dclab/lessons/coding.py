@@ -34,7 +34,7 @@ PAPER_TABLE2 = paper.TABLE2
 """Deep Compression's Table 2 (LeNet-300-100 per layer), as printed (``dclab.paper``)."""
 
 
-TABLE2_COLUMNS = ("weights", "density", "weight bits P+Q", "weight bits +H", "index bits P+Q", "index bits +H",
+TABLE2_COLUMNS = ("weights", "density", "weight bits P+Q", "weight bits +H", "gap bits P+Q", "gap bits +H",
                   "size P+Q", "size +H")
 
 
@@ -51,7 +51,7 @@ TABLE1_FORMATS = {"error before": "{:.2%}", "error after": "{:.2%}", "KB before"
 
 
 TABLE2_FORMATS = {"weights": "{:,}", "density": "{:.1%}", "weight bits P+Q": "{:.2g}", "weight bits +H": "{:.2f}",
-                  "index bits P+Q": "{:.2g}", "index bits +H": "{:.2f}", "size P+Q": "{:.2%}", "size +H": "{:.2%}"}
+                  "gap bits P+Q": "{:.2g}", "gap bits +H": "{:.2f}", "size P+Q": "{:.2%}", "size +H": "{:.2%}"}
 """Display formats for ``frame(...).style.format(...)``."""
 
 

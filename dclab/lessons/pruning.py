@@ -30,7 +30,7 @@ from dclab.pipeline import BASELINE_LR
 from dclab.progress import progress_bar
 from dclab.train import evaluate, train
 
-PRUNE_INDEX_BITS = dict(paper.GAP_BITS)  # notebook 02 stores pruned layers with the papers' gaps
+PRUNE_GAP_BITS = dict(paper.GAP_BITS)  # notebook 02 stores pruned layers with the papers' gaps
 """The papers' bits per relative index (gap) in sparse storage: 8 for conv, 5 for fc layers."""
 
 
@@ -38,14 +38,14 @@ RETRAIN_LR = BASELINE_LR / 10  # the papers' rule for LeNet: retrain at 1/10 of 
 """Retraining learning rate: 1/10 of the baselines' 0.05, as the pruning paper did for LeNet."""
 
 
-def _index_bits(module: nn.Module) -> int:
-    return PRUNE_INDEX_BITS[layer_kind(module)]
+def _gap_bits(module: nn.Module) -> int:
+    return PRUNE_GAP_BITS[layer_kind(module)]
 
 
 def pruned_layer_bytes(module: nn.Module, mask: torch.Tensor, weight: torch.Tensor | None = None) -> int:
     """Bytes of one pruned layer's weights, really encoded with ``encode_pruned`` (notebook 02)."""
     w = module.weight if weight is None else weight
-    return len(encode_pruned(w, mask, _index_bits(module)))
+    return len(encode_pruned(w, mask, _gap_bits(module)))
 
 
 def pruned_model_bytes(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> int:

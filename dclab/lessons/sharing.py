@@ -18,7 +18,7 @@ from dclab import zoo
 from dclab.algorithms import lowrank, quantize
 from dclab.codec import container
 from dclab.codec.sparse import decode_gaps, decode_pruned, encode_gaps, encode_pruned  # noqa: F401  (re-exported)
-from dclab.lessons.pruning import PRUNE_INDEX_BITS, pruned_model, pruned_model_bytes
+from dclab.lessons.pruning import PRUNE_GAP_BITS, pruned_model, pruned_model_bytes
 from dclab.lessons.store import (
     baseline_fingerprint,
     cached_result,
@@ -32,19 +32,19 @@ from dclab.train import evaluate, train
 
 
 def encode_quantized(model: nn.Module, codebooks: Mapping[str, quantize.Codebook], arch: str = "model",
-                     index_bits: Mapping[str, int] | None = None, huffman: bool = False) -> bytes:
+                     gap_bits: Mapping[str, int] | None = None, huffman: bool = False) -> bytes:
     """Quantized layers written as a real ``.dcz`` (``dclab.codec.container``), biases included (notebook 03).
 
-    A pruned codebook (reserved zero) is stored sparse with the papers' index bits;
-    a dense one stores every index (``index_bits=0``).
+    A pruned codebook (reserved zero) is stored sparse with the papers' gap bits;
+    a dense one stores every index (``gap_bits=0``).
     """
     def bits(name: str, kind: str) -> int:
         return max(1, math.ceil(math.log2(codebooks[name].n_clusters)))
 
-    def gap_bits(name: str, kind: str) -> int:
-        return (index_bits or {}).get(name, PRUNE_INDEX_BITS[kind])
+    def gap_bits_of(name: str, kind: str) -> int:
+        return (gap_bits or {}).get(name, PRUNE_GAP_BITS[kind])
 
-    return container.to_bytes(arch, dcz_layers(model, codebooks, bits, gap_bits), huffman=huffman)
+    return container.to_bytes(arch, dcz_layers(model, codebooks, bits, gap_bits_of), huffman=huffman)
 
 
 def quantized_copy(model: nn.Module, codebooks: Mapping[str, quantize.Codebook]) -> nn.Module:

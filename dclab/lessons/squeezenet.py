@@ -158,7 +158,7 @@ def firenet_config() -> "CompressionConfig":
     return CompressionConfig(**FIRENET_DC)
 
 
-FIRENET_DC = dict(sparsity=0.6, conv_bits=4, conv_index_bits=4, prune_steps=2, retrain_epochs=1,
+FIRENET_DC = dict(sparsity=0.6, conv_bits=4, conv_gap_bits=4, prune_steps=2, retrain_epochs=1,
                   finetune_epochs=1, max_shift=0.0)
 """FireNet's Deep Compression settings (see ``firenet_config``)."""
 

@@ -19,7 +19,7 @@ from dclab.pipeline.compress import (
 )
 from dclab.pipeline.config import (
     BASELINE_LR,
-    DEFAULT_INDEX_BITS,
+    DEFAULT_GAP_BITS,
     DEFAULT_SPARSITY,
     PAPER_SPARSITY,
     PRESETS,
@@ -36,7 +36,7 @@ from dclab.pipeline.report import (
 )
 
 __all__ = [
-    "PAPER_SPARSITY", "DEFAULT_SPARSITY", "PRESETS", "DEFAULT_INDEX_BITS", "BASELINE_LR", "STAGES",
+    "PAPER_SPARSITY", "DEFAULT_SPARSITY", "PRESETS", "DEFAULT_GAP_BITS", "BASELINE_LR", "STAGES",
     "CompressionConfig", "LayerReport", "CompressionReport", "CompressionResult", "WeightCache",
     "compress", "compress_weights", "encode_dcz", "dcz_layers", "finetune_centroids", "layer_sparsities",
     "measured_report", "pruned_stage_bytes", "report_from_dcz", "load_model", "arch_of",

@@ -114,27 +114,10 @@ def dcz_layers(
         kind, book = models.layer_kind(module), codebooks[name]
         compressed.append(CompressedLayer.from_codebook(
             name, kind, book, bits=bits(name, kind),
-            index_bits=gap_bits(name, kind) if book.reserved_zero else 0,
+            gap_bits=gap_bits(name, kind) if book.reserved_zero else 0,
             bias=None if module.bias is None else module.bias.detach(),
         ))
     return compressed
-
-
-def _encode(
-    arch: str,
-    model: nn.Module,
-    codebooks: Mapping[str, Codebook],
-    config: CompressionConfig,
-    meta: Mapping[str, Any],
-) -> tuple[bytes, bytes]:
-    """The ``.dcz`` bytes at fixed width and Huffman-coded."""
-    missing = set(models.compressible_layers(model)) - set(codebooks)
-    if missing:
-        raise DclabError(f"no codebook for layer(s) {', '.join(sorted(missing))}")
-    compressed = dcz_layers(model, codebooks, config.bits_for, lambda name, kind: config.index_bits_for(kind))
-    fixed = container.to_bytes(arch, compressed, huffman=False, meta=meta)
-    coded = container.to_bytes(arch, compressed, huffman=True, meta=meta)
-    return fixed, coded
 
 
 def encode_dcz(
@@ -146,7 +129,12 @@ def encode_dcz(
 ) -> tuple[bytes, CompressionReport]:
     """The one ``.dcz`` encoder of a compressed model: encode both ways (fixed-width and Huffman), return
     the configured file's bytes and the report measured from those bytes."""
-    fixed, coded = _encode(arch, compressed, codebooks, config, meta)
+    missing = set(models.compressible_layers(compressed)) - set(codebooks)
+    if missing:
+        raise DclabError(f"no codebook for layer(s) {', '.join(sorted(missing))}")
+    layers = dcz_layers(compressed, codebooks, config.bits_for, lambda name, kind: config.gap_bits_for(kind))
+    fixed = container.to_bytes(arch, layers, huffman=False, meta=meta)
+    coded = container.to_bytes(arch, layers, huffman=True, meta=meta)
     chosen = coded if config.huffman else fixed
     report = measured_report(container.from_bytes(coded), len(fixed), len(coded), len(chosen))
     return chosen, report

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from typing import Any, Mapping
 
 from dclab import paper
@@ -20,6 +20,7 @@ from dclab.algorithms.quantize import (
     INITS,
     check_bits,
 )
+from dclab.deprecation import warn_renamed
 from dclab.errors import DclabError
 
 PAPER_SPARSITY: dict[str, dict[str, float]] = paper.SPARSITY
@@ -46,7 +47,7 @@ FALLBACK_SPARSITY = {"conv": 0.6, "fc": 0.9}
 """For a model without a preset: by layer kind."""
 
 
-DEFAULT_INDEX_BITS = dict(paper.GAP_BITS)
+DEFAULT_GAP_BITS = dict(paper.GAP_BITS)
 """The paper's bits per sparse gap: 8 for conv layers, 5 for fc layers."""
 
 
@@ -73,8 +74,8 @@ class CompressionConfig:
     conv_bits: int = DEFAULT_BITS["conv"]
     fc_bits: int = DEFAULT_BITS["fc"]
     layer_bits: dict[str, int] = field(default_factory=dict)
-    conv_index_bits: int = DEFAULT_INDEX_BITS["conv"]
-    fc_index_bits: int = DEFAULT_INDEX_BITS["fc"]
+    conv_gap_bits: int = DEFAULT_GAP_BITS["conv"]
+    fc_gap_bits: int = DEFAULT_GAP_BITS["fc"]
     prune_steps: int = 3
     retrain_epochs: int = 2
     retrain_lr: float = BASELINE_LR / 5
@@ -86,8 +87,15 @@ class CompressionConfig:
     batch_size: int = 128
     train_subset: int | None = None
     seed: int = 0
+    conv_index_bits: InitVar[int | None] = None  # dclab 1's names for the gap bits: accepted, with a warning
+    fc_index_bits: InitVar[int | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, conv_index_bits: int | None = None, fc_index_bits: int | None = None) -> None:
+        for old, new, value in (("conv_index_bits", "conv_gap_bits", conv_index_bits),
+                                ("fc_index_bits", "fc_gap_bits", fc_index_bits)):
+            if value is not None:
+                warn_renamed(old, new, stacklevel=4)
+                setattr(self, new, value)
         self.validate()
 
     def validate(self) -> "CompressionConfig":
@@ -102,7 +110,7 @@ class CompressionConfig:
         check_bits(self.fc_bits, " for fc layers")
         for name, bits in self.layer_bits.items():
             check_bits(bits, f" of layer {name!r}")
-        for label, value in (("conv_index_bits", self.conv_index_bits), ("fc_index_bits", self.fc_index_bits)):
+        for label, value in (("conv_gap_bits", self.conv_gap_bits), ("fc_gap_bits", self.fc_gap_bits)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 16:
                 raise DclabError(f"{label} must be an integer from 1 to 16 (bits per sparse gap), not {value!r}")
         for label in ("prune_steps", "retrain_epochs", "finetune_epochs"):
@@ -130,9 +138,9 @@ class CompressionConfig:
         """Bits per weight index of a layer."""
         return self.layer_bits.get(name, self.conv_bits if kind == "conv" else self.fc_bits)
 
-    def index_bits_for(self, kind: str) -> int:
+    def gap_bits_for(self, kind: str) -> int:
         """Bits per sparse gap of a layer."""
-        return self.conv_index_bits if kind == "conv" else self.fc_index_bits
+        return self.conv_gap_bits if kind == "conv" else self.fc_gap_bits
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data (stored in the ``.dcz`` metadata)."""

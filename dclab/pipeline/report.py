@@ -16,6 +16,7 @@ from dclab.algorithms.quantize import (
     Codebook,
 )
 from dclab.cache import atomic_write_bytes
+from dclab.deprecation import renamed_attribute
 from dclab.codec import container
 from dclab.codec.container import CompressedLayer, DczModel, LayerStats
 from dclab.codec.sparse import encode_pruned
@@ -33,11 +34,13 @@ class LayerReport:
     fillers: int
     bits: int
     weight_bits_huffman: float
-    index_bits: int
-    index_bits_huffman: float
+    gap_bits: int
+    gap_bits_huffman: float
     size_pq_bytes: int
     size_pqh_bytes: int
     stored_bytes: int
+    index_bits = renamed_attribute("index_bits", "gap_bits")
+    index_bits_huffman = renamed_attribute("index_bits_huffman", "gap_bits_huffman")
 
     @property
     def density(self) -> float:
@@ -70,8 +73,8 @@ class LayerReport:
             fillers=s.n_fillers,
             bits=s.bits,
             weight_bits_huffman=s.weight_bits_huffman,
-            index_bits=s.index_bits,
-            index_bits_huffman=s.index_bits_huffman,
+            gap_bits=s.gap_bits,
+            gap_bits_huffman=s.gap_bits_huffman,
             size_pq_bytes=s.size_pq_bytes,
             size_pqh_bytes=s.size_pqh_bytes,
             stored_bytes=s.stored_bytes,
@@ -85,8 +88,8 @@ class LayerReport:
             "density": self.density,
             "weight bits P+Q": self.bits,
             "weight bits +H": self.weight_bits_huffman,
-            "index bits P+Q": self.index_bits,
-            "index bits +H": self.index_bits_huffman,
+            "gap bits P+Q": self.gap_bits,
+            "gap bits +H": self.gap_bits_huffman,
             "size P+Q": self.share_pq,
             "size +H": self.share_pqh,
             "bytes +H": self.size_pqh_bytes,
@@ -96,7 +99,7 @@ class LayerReport:
         return (
             f"LayerReport({self.name}: {self.weights:,} weights, {self.density:.1%} kept, "
             f"{self.bits}->{self.weight_bits_huffman:.1f} weight bits, "
-            f"{self.index_bits}->{self.index_bits_huffman:.1f} index bits, "
+            f"{self.gap_bits}->{self.gap_bits_huffman:.1f} gap bits, "
             f"{self.share_pq:.2%} -> {self.share_pqh:.2%} of the original)"
         )
 
@@ -109,7 +112,7 @@ class CompressionReport:
     """What compression did: per-layer rows, stage sizes in bytes, test errors (notebook 05).
 
     ``stage_bytes`` (the waterfall): ``dense`` = 4 bytes per parameter (biases
-    included); ``pruned`` = sparse format with float32 values and ``index_bits``
+    included); ``pruned`` = sparse format with float32 values and ``gap_bits``
     gaps, plus float32 biases; ``pruned + quantized`` = the ``.dcz`` written at fixed
     width; ``+ Huffman`` = the ``.dcz`` written with Huffman coding. ``file_bytes`` is
     the file this run produced (with or without Huffman, as configured).
@@ -154,8 +157,8 @@ class CompressionReport:
             "density": self.density,
             "weight bits P+Q": sum(e * layer.bits for e, layer in zip(entries, self.layers)) / n,
             "weight bits +H": sum(e * layer.weight_bits_huffman for e, layer in zip(entries, self.layers)) / n,
-            "index bits P+Q": sum(e * layer.index_bits for e, layer in zip(entries, self.layers)) / n,
-            "index bits +H": sum(e * layer.index_bits_huffman for e, layer in zip(entries, self.layers)) / n,
+            "gap bits P+Q": sum(e * layer.gap_bits for e, layer in zip(entries, self.layers)) / n,
+            "gap bits +H": sum(e * layer.gap_bits_huffman for e, layer in zip(entries, self.layers)) / n,
             "size P+Q": sum(layer.size_pq_bytes for layer in self.layers) / original,
             "size +H": sum(layer.size_pqh_bytes for layer in self.layers) / original,
             "bytes +H": sum(layer.size_pqh_bytes for layer in self.layers),
@@ -182,7 +185,7 @@ class CompressionReport:
         for row in [layer.row() for layer in self.layers] + [self.totals()]:
             lines.append(
                 f"{row['layer']:<8}{row['weights']:>10,}{row['density']:>8.1%}{row['weight bits P+Q']:>8.3g}"
-                f"{row['weight bits +H']:>7.2f}{row['index bits P+Q']:>8.3g}{row['index bits +H']:>7.2f}"
+                f"{row['weight bits +H']:>7.2f}{row['gap bits P+Q']:>8.3g}{row['gap bits +H']:>7.2f}"
                 f"{row['size P+Q']:>8.2%}{row['size +H']:>8.2%}{row['bytes +H']:>9,}"
             )
         return "\n".join(lines)
@@ -239,9 +242,9 @@ def pruned_stage_bytes(layers: Sequence[CompressedLayer]) -> int:
     a dense one as float32. Biases are not counted here."""
     total = 0
     for layer in layers:
-        if layer.index_bits:
+        if layer.gap_bits:
             weights = layer.centroids[layer.indices]
-            total += len(encode_pruned(weights, layer.indices != 0, layer.index_bits))
+            total += len(encode_pruned(weights, layer.indices != 0, layer.gap_bits))
         else:
             total += 4 * layer.indices.numel()
     return total

@@ -10,7 +10,7 @@ of every layer. Everything that settings do change is memoised by what it depend
 - the test accuracy by the codebooks of all layers, and the forward pass by prefix:
   the activations after each layer are kept, so when only the last layers change
   (LeNet-5's fc layers) the convolutions are not recomputed;
-- the ``.dcz`` bytes and report by (codebooks, index bits, Huffman).
+- the ``.dcz`` bytes and report by (codebooks, gap bits, Huffman).
 
 The file does not depend on the accuracy (its metadata records the settings, not
 the test error), so ``compress(..., evaluate=False)`` answers sizes first and
@@ -377,8 +377,8 @@ class CompressionSession:
 
         t = time.perf_counter()
         meta = {"test_error_after": None, "config": config.to_dict()}  # what compress_weights writes
-        index_bits = tuple(config.index_bits_for(net.kinds[layer]) for layer in net.layers)
-        key = (tuple(keys[layer] for layer in net.layers), index_bits, config.huffman, _config_key(config))
+        gap_bits = tuple(config.gap_bits_for(net.kinds[layer]) for layer in net.layers)
+        key = (tuple(keys[layer] for layer in net.layers), gap_bits, config.huffman, _config_key(config))
         (dcz, report), hit = net.encoded.get_or(key, lambda: self._encode(net, codebooks, config, meta))
         if hit:
             reused.append("encode")

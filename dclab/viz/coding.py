@@ -189,7 +189,7 @@ def fig_pipeline(stage_bytes: Mapping[str, int], layers: Sequence[Mapping[str, A
     Left: each stage's size in bytes (solid) and what that stage removed (pale,
     up to the previous size). Right: bits per stored entry, weights + gaps, at
     fixed width and Huffman-coded. ``layers`` rows need ``layer``,
-    ``weight bits P+Q``, ``weight bits +H``, ``index bits P+Q``, ``index bits +H``
+    ``weight bits P+Q``, ``weight bits +H``, ``gap bits P+Q``, ``gap bits +H``
     (``LayerReport.row()``).
     """
     fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.12,
@@ -231,8 +231,8 @@ def _add_waterfall(fig: go.Figure, stage_bytes: Mapping[str, int]) -> None:
 def _add_layer_bits(fig: go.Figure, layers: Sequence[Mapping[str, Any]]) -> None:
     names = [str(r["layer"]) for r in layers]
     groups = (
-        ("P+Q", "weight bits P+Q", "index bits P+Q", "#bab0ac"),
-        ("+Huffman", "weight bits +H", "index bits +H", PALETTE[0]),
+        ("P+Q", "weight bits P+Q", "gap bits P+Q", "#bab0ac"),
+        ("+Huffman", "weight bits +H", "gap bits +H", PALETTE[0]),
     )
     for label, wkey, ikey, color in groups:
         w = [float(r[wkey]) for r in layers]

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from torch import nn
 
 from dclab.data import Digits
+from dclab.deprecation import renamed_keywords
 from dclab.errors import DclabError
 from dclab.models import TITLES
 from dclab.pipeline import CompressionConfig, CompressionReport, arch_of
@@ -23,7 +24,7 @@ class PipelinePoint:
 
     sparsity: float
     bits: int
-    index_bits: int
+    gap_bits: int
     dcz: bytes
     report: CompressionReport
     test_error: float
@@ -44,10 +45,11 @@ class PipelinePoint:
         return self.report.dense_bytes / self.file_bytes
 
 
-def pipeline_config(sparsity: float, bits: int, index_bits: int) -> CompressionConfig:
+@renamed_keywords
+def pipeline_config(sparsity: float, bits: int, gap_bits: int) -> CompressionConfig:
     """The widget's setting as an engine config: one sparsity, one bit width and one gap width for every layer."""
     return CompressionConfig(sparsity=float(sparsity), conv_bits=int(bits), fc_bits=int(bits),
-                             conv_index_bits=int(index_bits), fc_index_bits=int(index_bits), huffman=True)
+                             conv_gap_bits=int(gap_bits), fc_gap_bits=int(gap_bits), huffman=True)
 
 
 def _layer_rows(report: CompressionReport) -> list[dict]:
@@ -58,8 +60,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+@renamed_keywords
 def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, bits: int = 5,
-                    index_bits: int = 5, baseline_error: float | None = None) -> W.VBox:
+                    gap_bits: int = 5, baseline_error: float | None = None) -> W.VBox:
     """Sparsity, bits and gap-bits sliders; the model's size through the stages in real ``.dcz`` bytes (notebook 04).
 
     No retraining: each setting prunes the trained ``model`` by magnitude, shares
@@ -68,7 +71,7 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     The work is the capstone's ``CompressionSession`` (one engine; settings already seen
     come from its caches).
 
-    Attributes for tests: ``sparsity``, ``bits``, ``index_bits`` (sliders);
+    Attributes for tests: ``sparsity``, ``bits``, ``gap_bits`` (sliders);
     ``figure`` (FigureWidget); ``size_label``, ``fixed_label``, ``ratio_label``,
     ``error_label`` (HTML); ``point`` (the current ``PipelinePoint``).
     """
@@ -92,9 +95,9 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     bits_slider = W.IntSlider(value=bits, min=1, max=8, description="bits per weight", continuous_update=False,
                               style=style, layout=W.Layout(width="420px"))
     bits_slider.add_class("dclab-pipeline-bits")
-    gap_slider = W.IntSlider(value=index_bits, min=2, max=10, description="bits per gap", continuous_update=False,
+    gap_slider = W.IntSlider(value=gap_bits, min=2, max=10, description="bits per gap", continuous_update=False,
                              style=style, layout=W.Layout(width="420px"))
-    gap_slider.add_class("dclab-pipeline-index-bits")
+    gap_slider.add_class("dclab-pipeline-gap-bits")
 
     size_label, fixed_label, ratio_label, error_label = W.HTML(), W.HTML(), W.HTML(), W.HTML()
     size_label.add_class("dclab-pipeline-size")
@@ -104,7 +107,7 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     status = W.HTML()
     status.add_class("dclab-pipeline-status")
 
-    first = point_for(sparsity, bits, index_bits)
+    first = point_for(sparsity, bits, gap_bits)
     figure = go.FigureWidget(fig_pipeline(first.report.stage_bytes, _layer_rows(first.report)))
 
     def show_numbers(p: PipelinePoint) -> None:
@@ -123,8 +126,8 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
             figure.data[1].y = v["saved"]
             figure.data[1].base = v["sizes"]
             figure.layout.yaxis.range = v["range"]
-            for k, (wkey, ikey) in enumerate((("weight bits P+Q", "index bits P+Q"),
-                                              ("weight bits +H", "index bits +H"))):
+            for k, (wkey, ikey) in enumerate((("weight bits P+Q", "gap bits P+Q"),
+                                              ("weight bits +H", "gap bits +H"))):
                 w = [float(r[wkey]) for r in rows]
                 i = [float(r[ikey]) for r in rows]
                 figure.data[2 + 2 * k].y = w
@@ -159,7 +162,7 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
         figure,
     ]
     box.add_class("dclab-pipeline-widget")
-    box.sparsity, box.bits, box.index_bits = sparsity_slider, bits_slider, gap_slider
+    box.sparsity, box.bits, box.gap_bits = sparsity_slider, bits_slider, gap_slider
     box.figure, box.size_label, box.fixed_label = figure, size_label, fixed_label
     box.ratio_label, box.error_label, box.status = ratio_label, error_label, status
     box.point, box.baseline_error, box.session = first, base_error, session

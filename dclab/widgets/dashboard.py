@@ -4,7 +4,7 @@ Every number on the page is measured: the accuracy on the 10,000 test digits wit
 exactly the weights the ``.dcz`` stores, and the sizes as byte counts of that file.
 Sliders send their value when released (``continuous_update=False``; one message per
 arrow key press), and ``dclab.pipeline.session.CompressionSession`` redoes only what a change
-touches: bits re-cluster without new masks, index bits and Huffman re-encode without
+touches: bits re-cluster without new masks, gap bits and Huffman re-encode without
 evaluating, LeNet-5's fc layers re-evaluate from cached convolution outputs.
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ def _table2_total_row() -> dict[str, str]:
     weights, kept, wb_pq, wb_pqh, ib_pq, ib_pqh, size_pq, size_pqh = paper.TABLE2["total"]
     return {
         "layer": "paper (total)", "weights": f"{weights // 1000}K", "density": f"{kept:.0%} ({int(1 / kept)}x)",
-        "weight bits P+Q": f"{wb_pq:g}", "weight bits +H": f"{wb_pqh:g}", "index bits P+Q": f"{ib_pq:g}",
-        "index bits +H": f"{ib_pqh:g}", "size P+Q": f"{size_pq:.1%} ({int(1 / size_pq)}x)",
+        "weight bits P+Q": f"{wb_pq:g}", "weight bits +H": f"{wb_pqh:g}", "gap bits P+Q": f"{ib_pq:g}",
+        "gap bits +H": f"{ib_pqh:g}", "size P+Q": f"{size_pq:.1%} ({int(1 / size_pq)}x)",
         "size +H": f"{size_pqh:.2%} ({int(1 / size_pqh)}x)",
     }
 
@@ -44,7 +44,7 @@ PRUNING_MODES = {"sparsity": "sparsity", "quality": "quality x std", "paper": "p
 DEFAULTS = {
     "conv_sparsity": 0.6, "fc_sparsity": 0.9, "conv_quality": 1.0, "fc_quality": 1.5,
     "conv_bits": paper.BITS["conv"], "fc_bits": paper.BITS["fc"],
-    "conv_index_bits": paper.GAP_BITS["conv"], "fc_index_bits": paper.GAP_BITS["fc"],
+    "conv_gap_bits": paper.GAP_BITS["conv"], "fc_gap_bits": paper.GAP_BITS["fc"],
 }
 INITS = ("linear", "density", "random")
 _CELL = "padding:2px 10px;text-align:right;border-bottom:1px solid #eee"
@@ -110,27 +110,27 @@ def _pct(x: float) -> str:
 def layer_table_html(snap: Snapshot) -> str:
     """The per-layer table in the shape of Deep Compression's Table 2, measured from the ``.dcz`` (notebook 06)."""
     report = snap.report
-    heads = ["layer", "weights", "kept after P (density)", "weight bits P+Q", "weight bits +H", "index bits P+Q",
-             "index bits +H", "size P+Q", "size +H", "bytes +H"]
+    heads = ["layer", "weights", "kept after P (density)", "weight bits P+Q", "weight bits +H", "gap bits P+Q",
+             "gap bits +H", "size P+Q", "size +H", "bytes +H"]
     rows = []
     for layer in report.layers:
         r = layer.row()
         rows.append((layer.name, [
             f"{r['weights']:,}", _pct(r["density"]), f"{r['weight bits P+Q']}", f"{r['weight bits +H']:.1f}",
-            f"{r['index bits P+Q']}", f"{r['index bits +H']:.1f}", _pct(r["size P+Q"]), _pct(r["size +H"]),
+            f"{r['gap bits P+Q']}", f"{r['gap bits +H']:.1f}", _pct(r["size P+Q"]), _pct(r["size +H"]),
             f"{r['bytes +H']:,}",
         ]))
     t = report.totals()
     rows.append(("total", [
         f"{t['weights']:,}", f"{_pct(t['density'])} ({1 / max(t['density'], 1e-9):.0f}x)", f"{t['weight bits P+Q']:.2g}",
-        f"{t['weight bits +H']:.1f}", f"{t['index bits P+Q']:.2g}", f"{t['index bits +H']:.1f}",
+        f"{t['weight bits +H']:.1f}", f"{t['gap bits P+Q']:.2g}", f"{t['gap bits +H']:.1f}",
         f"{_pct(t['size P+Q'])} ({1 / t['size P+Q']:.0f}x)", f"{_pct(t['size +H'])} ({1 / t['size +H']:.0f}x)",
         f"{t['bytes +H']:,}",
     ]))
     if snap.network == "lenet300":
         p = PAPER_TABLE2_TOTAL
         rows.append((p["layer"], [p[k] for k in ("weights", "density", "weight bits P+Q", "weight bits +H",
-                                                 "index bits P+Q", "index bits +H", "size P+Q", "size +H")] + [""]))
+                                                 "gap bits P+Q", "gap bits +H", "size P+Q", "size +H")] + [""]))
     head = "".join(f'<th style="{_CELL}">{h}</th>' for h in heads)
     body = []
     for name, cells in rows:
@@ -177,8 +177,8 @@ def compression_dashboard(
     page is built, so switching to it answers at once.
 
     Attributes for tests: ``network``, ``pruning``, ``conv_sparsity``, ``fc_sparsity``,
-    ``conv_quality``, ``fc_quality``, ``conv_bits``, ``fc_bits``, ``conv_index_bits``,
-    ``fc_index_bits``, ``huffman``, ``init``, ``layer``, ``epochs`` (controls);
+    ``conv_quality``, ``fc_quality``, ``conv_bits``, ``fc_bits``, ``conv_gap_bits``,
+    ``fc_gap_bits``, ``huffman``, ``init``, ``layer``, ``epochs`` (controls);
     ``finetune_button``, ``progress``; ``numbers``, ``table``, ``download``, ``status``
     (HTML); ``fig`` (FigureWidget); ``snapshot`` (the current ``Snapshot``: accuracy,
     ``.dcz`` bytes, report); ``timings`` (seconds of the last update, by step).
@@ -207,8 +207,8 @@ def compression_dashboard(
     fc_quality = slider("fc", "fc_quality", min=0.0, max=3.0, step=0.05, readout_format=".2f")
     conv_bits = slider("conv", "conv_bits", W.IntSlider, min=1, max=8)
     fc_bits = slider("fc", "fc_bits", W.IntSlider, min=1, max=8)
-    conv_index_bits = slider("conv", "conv_index_bits", W.IntSlider, min=1, max=12)
-    fc_index_bits = slider("fc", "fc_index_bits", W.IntSlider, min=1, max=12)
+    conv_gap_bits = slider("conv", "conv_gap_bits", W.IntSlider, min=1, max=12)
+    fc_gap_bits = slider("fc", "fc_gap_bits", W.IntSlider, min=1, max=12)
     huffman = W.Checkbox(value=True, description="Huffman coding", indent=False)
     huffman.add_class("dclab-huffman")
     init = W.ToggleButtons(options=list(INITS), value="linear", style={"button_width": "70px"})
@@ -241,7 +241,7 @@ def compression_dashboard(
                 W.HTML("<b>pruning by</b>", layout=W.Layout(width="90px", margin="0 0 0 20px")), mode]),
         sparsity_row, quality_row, paper_row,
         W.HBox([W.HTML("<b>bits</b> per weight index", layout=W.Layout(width="190px")), conv_bits, fc_bits]),
-        W.HBox([W.HTML("<b>index bits</b> per gap", layout=W.Layout(width="190px")), conv_index_bits, fc_index_bits]),
+        W.HBox([W.HTML("<b>gap bits</b> per gap", layout=W.Layout(width="190px")), conv_gap_bits, fc_gap_bits]),
         W.HBox([huffman, W.HTML("<b>centroid init</b>", layout=W.Layout(margin="0 8px 0 30px")), init]),
     ])
     controls.add_class("dclab-controls")
@@ -254,8 +254,8 @@ def compression_dashboard(
         else:
             amount = {"sparsity": _by_kind(session, picker.value, conv_sparsity.value, fc_sparsity.value)}
         return CompressionConfig(
-            conv_bits=conv_bits.value, fc_bits=fc_bits.value, conv_index_bits=conv_index_bits.value,
-            fc_index_bits=fc_index_bits.value, init=init.value, huffman=huffman.value, **amount,
+            conv_bits=conv_bits.value, fc_bits=fc_bits.value, conv_gap_bits=conv_gap_bits.value,
+            fc_gap_bits=fc_gap_bits.value, init=init.value, huffman=huffman.value, **amount,
         )
 
     # the first answer, then the figure built complete from it (a preheated kernel runs this before
@@ -283,7 +283,7 @@ def compression_dashboard(
     box.session = session
     box.network, box.pruning = picker, mode
     box.conv_sparsity, box.fc_sparsity, box.conv_quality, box.fc_quality = conv_sparsity, fc_sparsity, conv_quality, fc_quality
-    box.conv_bits, box.fc_bits, box.conv_index_bits, box.fc_index_bits = conv_bits, fc_bits, conv_index_bits, fc_index_bits
+    box.conv_bits, box.fc_bits, box.conv_gap_bits, box.fc_gap_bits = conv_bits, fc_bits, conv_gap_bits, fc_gap_bits
     box.huffman, box.init, box.layer, box.epochs = huffman, init, layer, epochs
     box.finetune_button, box.progress, box.status = finetune_button, progress, status
     box.numbers, box.table, box.download, box.fig = numbers, table, download, fig
@@ -294,7 +294,7 @@ def compression_dashboard(
 
     def show_controls() -> None:
         has_conv = any(k == "conv" for k in session.network(picker.value).kinds.values())
-        for s in (conv_sparsity, conv_quality, conv_bits, conv_index_bits):
+        for s in (conv_sparsity, conv_quality, conv_bits, conv_gap_bits):
             s.disabled = not has_conv
         sparsity_row.layout.display = None if mode.value == "sparsity" else "none"
         quality_row.layout.display = None if mode.value == "quality" else "none"
@@ -361,7 +361,7 @@ def compression_dashboard(
     def on_finetune(_) -> None:
         base = box.snapshot
         widgets = [picker, mode, conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits,
-                   conv_index_bits, fc_index_bits, huffman, init, epochs, finetune_button]
+                   conv_gap_bits, fc_gap_bits, huffman, init, epochs, finetune_button]
         was = {id(w): w.disabled for w in widgets}
         for w in widgets:
             w.disabled = True
@@ -395,8 +395,8 @@ def compression_dashboard(
     picker.observe(on_network, names="value")
     mode.observe(on_mode, names="value")
     layer.observe(on_layer, names="value")
-    for w in (conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits, conv_index_bits,
-              fc_index_bits, huffman, init):
+    for w in (conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits, conv_gap_bits,
+              fc_gap_bits, huffman, init):
         w.observe(refresh, names="value")
     finetune_button.on_click(on_finetune)
     box.refresh = refresh

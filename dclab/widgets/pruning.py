@@ -16,7 +16,7 @@ from dclab.algorithms import prune
 from dclab.codec.sparse import encode_pruned
 from dclab.data import Digits
 from dclab.errors import DclabError
-from dclab.lessons.pruning import PRUNE_INDEX_BITS, RETRAIN_LR, prune_and_retrain
+from dclab.lessons.pruning import PRUNE_GAP_BITS, RETRAIN_LR, prune_and_retrain
 from dclab.lessons.store import single_thread
 from dclab.models import compressible_layers, layer_kind
 from dclab.train import evaluate
@@ -69,7 +69,7 @@ def prune_explorer(
     by_magnitude = {n: prune.MagnitudeOrder(w) for n, w in base.items()}  # sorted once: a slider move is O(n)
     global_order = prune.MagnitudeOrder(base)
     edges = {n: histogram_edges(w) for n, w in base.items()}
-    index_bits = {n: PRUNE_INDEX_BITS[layer_kind(m)] for n, m in modules.items()}
+    gap_bits = {n: PRUNE_GAP_BITS[layer_kind(m)] for n, m in modules.items()}
     pruned_params = {f"{n}.weight" for n in modules}
     other_bytes = sum(4 * p.numel() for n, p in work.named_parameters() if n not in pruned_params)  # biases, fp32
     with single_thread():
@@ -132,7 +132,7 @@ def prune_explorer(
         mask = state["masks"][name]
         cached = byte_cache.get(name)
         if cached is None or not torch.equal(cached[0], mask):
-            cached = (mask, len(encode_pruned(base[name], mask, index_bits[name])))
+            cached = (mask, len(encode_pruned(base[name], mask, gap_bits[name])))
             byte_cache[name] = cached
         return cached[1]
 
@@ -150,7 +150,7 @@ def prune_explorer(
         size_label.value = (
             f'<div style="line-height:1.6"><b>{escape(name)}</b>: {kept:,} of {n:,} weights kept '
             f'({100 * kept / n:.1f}%) &rarr; <b class="dclab-prune-bytes">{lb:,} bytes</b> in the relative-index '
-            f"sparse format ({index_bits[name]}-bit gaps + fp32 values, measured) vs {dense:,} bytes dense fp32: "
+            f"sparse format ({gap_bits[name]}-bit gaps + fp32 values, measured) vs {dense:,} bytes dense fp32: "
             f'<b class="dclab-prune-ratio">{dense / lb:.2f}x</b> smaller.<br>'
             f"whole model ({100 * (1 - kept_all / n_all):.1f}% of its weights pruned, biases in fp32): "
             f'<span class="dclab-prune-model-bytes">{_fmt_bytes(total)}</span> vs {_fmt_bytes(dense_total)} '
