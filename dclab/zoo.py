@@ -83,60 +83,60 @@ SEED_VARIABLE = "DCLAB_SEED"
 """Set it (``DCLAB_SEED=1 make test``) to train and use baselines from another seed; unset means each recipe's own."""
 
 
-def checkpoint_path(name: str) -> Path:
-    """Where the trained weights of ``name`` are cached (the seed is part of the name)."""
-    return cache_dir() / "models" / f"{name}-{recipe(name).tag()}.pt"
+def checkpoint_path(arch: str) -> Path:
+    """Where the trained weights of ``arch`` are cached (the seed is part of the name)."""
+    return cache_dir() / "models" / f"{arch}-{recipe(arch).tag()}.pt"
 
 
-def pretrained(name: str, *, progress: bool = True) -> nn.Module:
+def pretrained(arch: str, *, progress: bool = True) -> nn.Module:
     """A trained baseline by name (``"lenet300"``, ``"lenet5"``...), in eval mode."""
-    path = checkpoint_path(name)
-    model = models.build(name)
+    path = checkpoint_path(arch)
+    model = models.build(arch)
     if not path.is_file():
-        train_baseline(name, progress=progress)
+        train_baseline(arch, progress=progress)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
 
 
-def baseline_info(name: str) -> dict:
+def baseline_info(arch: str) -> dict:
     """What training the cached baseline measured: test error, seconds, recipe."""
-    path = checkpoint_path(name).with_suffix(".json")
+    path = checkpoint_path(arch).with_suffix(".json")
     if not path.is_file():
-        pretrained(name)
+        pretrained(arch)
     return json.loads(path.read_text())
 
 
-def train_baseline(name: str, *, progress: bool = True) -> dict:
-    """Train ``name`` from scratch with its recipe, cache it, and return what was measured.
+def train_baseline(arch: str, *, progress: bool = True) -> dict:
+    """Train ``arch`` from scratch with its recipe, cache it, and return what was measured.
 
     Prints one summary line (model, epochs, seconds, test error) to stderr when done.
     """
-    chosen = recipe(name)
+    chosen = recipe(arch)
     torch.manual_seed(chosen.seed)  # the initial weights too: the same recipe gives the same model
-    if name in TRAINERS:
-        model, info = TRAINERS[name](chosen, progress=progress)
+    if arch in TRAINERS:
+        model, info = TRAINERS[arch](chosen, progress=progress)
     else:
-        model, info = _train_plain(name, chosen, progress)
-    _save(name, model, info)
-    print(training_summary(name, info), file=sys.stderr, flush=True)
+        model, info = _train_plain(arch, chosen, progress)
+    _save(arch, model, info)
+    print(training_summary(arch, info), file=sys.stderr, flush=True)
     return info
 
 
-def training_summary(name: str, info: dict) -> str:
+def training_summary(arch: str, info: dict) -> str:
     """``trained LeNet-5: 15 epochs in 300 s, test error 0.47% (target <= 0.80%, seed 0)``."""
     chosen = info["recipe"]
     met = "" if info["test_error"] <= chosen["target_error"] else " MISSED THE TARGET"
     return (
-        f"trained {models.TITLES.get(name, name)}: {chosen['epochs']} epochs in {info['train_seconds']:.0f} s "
+        f"trained {models.TITLES.get(arch, arch)}: {chosen['epochs']} epochs in {info['train_seconds']:.0f} s "
         f"on {info['threads']} thread(s), test error {100 * info['test_error']:.2f}% "
         f"(target <= {100 * chosen['target_error']:.2f}%{met}, seed {chosen['seed']})"
     )
 
 
-def _train_plain(name: str, chosen: Recipe, progress: bool) -> tuple[nn.Module, dict]:
-    model = models.build(name)
-    seconds = _fit(model, chosen, progress, f"training {models.TITLES.get(name, name)}")
-    return model, _measured(name, model, chosen, seconds)
+def _train_plain(arch: str, chosen: Recipe, progress: bool) -> tuple[nn.Module, dict]:
+    model = models.build(arch)
+    seconds = _fit(model, chosen, progress, f"training {models.TITLES.get(arch, arch)}")
+    return model, _measured(arch, model, chosen, seconds)
 
 
 def _fit(model: nn.Module, chosen: Recipe, progress: bool, desc: str) -> float:
@@ -150,10 +150,10 @@ def _fit(model: nn.Module, chosen: Recipe, progress: bool, desc: str) -> float:
     return time.perf_counter() - start
 
 
-def _measured(name: str, model: nn.Module, chosen: Recipe, seconds: float) -> dict:
+def _measured(arch: str, model: nn.Module, chosen: Recipe, seconds: float) -> dict:
     """What a baseline's .json records: its test error, training time, threads and recipe."""
     return {
-        "name": name,
+        "name": arch,
         "test_error": test_error(model, load_mnist("test")),
         "train_seconds": seconds,
         "threads": torch.get_num_threads(),
@@ -161,21 +161,21 @@ def _measured(name: str, model: nn.Module, chosen: Recipe, seconds: float) -> di
     }
 
 
-def _save(name: str, model: nn.Module, info: dict) -> None:
-    path = checkpoint_path(name)
+def _save(arch: str, model: nn.Module, info: dict) -> None:
+    path = checkpoint_path(arch)
     # atomic: another process training the same baseline never sees half a file
     atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
     atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
 
 
-def recipe(name: str) -> Recipe:
-    """The recipe ``name`` is trained with, its seed replaced by ``$DCLAB_SEED`` when that is set."""
-    if name not in RECIPES:
-        raise DclabError(f"no trained baseline called {name!r}; choose one of: {', '.join(sorted(RECIPES))}")
+def recipe(arch: str) -> Recipe:
+    """The recipe ``arch`` is trained with, its seed replaced by ``$DCLAB_SEED`` when that is set."""
+    if arch not in RECIPES:
+        raise DclabError(f"no trained baseline called {arch!r}; choose one of: {', '.join(sorted(RECIPES))}")
     seed = os.environ.get(SEED_VARIABLE, "").strip()
     if not seed:
-        return RECIPES[name]
+        return RECIPES[arch]
     if not seed.isdigit():
         raise DclabError(f"{SEED_VARIABLE} must be a whole number such as 1 (or unset for the recipes' own seeds), "
                          f"not {seed!r}")
-    return replace(RECIPES[name], seed=int(seed))
+    return replace(RECIPES[arch], seed=int(seed))

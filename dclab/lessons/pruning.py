@@ -94,12 +94,12 @@ def _masks(model: nn.Module, sparsity: float, scope: str) -> dict[str, torch.Ten
     return prune.layer_masks(prune.prunable_weights(model), sparsity=sparsity, scope=scope)
 
 
-def pruned_model(name: str = "lenet300", sparsity: float = 0.9, scope: str = "global", epochs: int = 1,
+def pruned_model(arch: str = "lenet300", sparsity: float = 0.9, scope: str = "global", epochs: int = 1,
                  lr: float = RETRAIN_LR, progress: bool = True) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """The baseline pruned once to ``sparsity`` and retrained ``epochs`` (cached); returns (model, masks)."""
-    settings = {"model": name, "baseline": baseline_fingerprint(name), "sparsity": round(float(sparsity), 6),
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "sparsity": round(float(sparsity), 6),
                 "scope": scope, "epochs": epochs, "lr": lr}
-    base = zoo.pretrained(name, progress=progress)
+    base = zoo.pretrained(arch, progress=progress)
     masks = _masks(base, sparsity, scope)
 
     def compute(model: nn.Module) -> None:
@@ -110,7 +110,7 @@ def pruned_model(name: str = "lenet300", sparsity: float = 0.9, scope: str = "gl
 
 
 def pruning_curves(
-    name: str = "lenet300",
+    arch: str = "lenet300",
     sparsities: Sequence[float] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98),
     scope: str = "global",
     epochs: int = 1,
@@ -125,11 +125,11 @@ def pruning_curves(
     iterative pruning). Returns accuracies in [0, 1] and measured sizes in bytes.
     """
     sparsities = sorted(float(s) for s in sparsities)
-    settings = {"model": name, "baseline": baseline_fingerprint(name), "sparsities": sparsities,
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "sparsities": sparsities,
                 "scope": scope, "epochs": epochs, "lr": lr}
 
     def compute() -> dict:
-        base = zoo.pretrained(name, progress=progress)
+        base = zoo.pretrained(arch, progress=progress)
         test = test_digits()
         out = {"sparsity": sparsities, "baseline": evaluate(base, test), "no_retraining": [], "retrained": [],
                "iterative": [], "bytes": [], "dense_bytes": 4 * sum(p.numel() for p in base.parameters())}
@@ -137,7 +137,7 @@ def pruning_curves(
         for s in sparsities:
             masks = _masks(base, s, scope)
             out["no_retraining"].append(evaluate(masked_copy(base, masks), test))
-            model, _ = pruned_model(name, s, scope, epochs, lr, progress=False)
+            model, _ = pruned_model(arch, s, scope, epochs, lr, progress=False)
             out["retrained"].append(evaluate(model, test))
             out["bytes"].append(pruned_model_bytes(model, masks))
             bar.update()
@@ -159,16 +159,16 @@ def pruning_curves(
 
 
 def layer_sensitivity(
-    name: str = "lenet300",
+    arch: str = "lenet300",
     sparsities: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99),
     progress: bool = True,
 ) -> dict:
     """Accuracy when one layer alone is pruned to each sparsity, no retraining (notebook 02)."""
     sparsities = [float(s) for s in sparsities]
-    settings = {"model": name, "baseline": baseline_fingerprint(name), "sparsities": sparsities}
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "sparsities": sparsities}
 
     def compute() -> dict:
-        base = copy.deepcopy(zoo.pretrained(name, progress=progress))
+        base = copy.deepcopy(zoo.pretrained(arch, progress=progress))
         test = test_digits()
         layers = list(prune.prunable_weights(base))
         bar = progress_bar(len(layers) * len(sparsities), "sensitivity", enabled=progress)
@@ -181,11 +181,11 @@ def layer_sensitivity(
     return cached_result("sensitivity", settings, compute)
 
 
-def weights_before_after(name: str = "lenet300", layer: str = "ip2", sparsity: float = 0.92,
+def weights_before_after(arch: str = "lenet300", layer: str = "ip2", sparsity: float = 0.92,
                          scope: str = "global", epochs: int = 1, progress: bool = True) -> dict[str, torch.Tensor]:
     """A layer's weights before pruning, after pruning, and after pruning + retraining (notebook 02)."""
-    base = zoo.pretrained(name, progress=progress)
-    model, masks = pruned_model(name, sparsity, scope, epochs, progress=progress)
+    base = zoo.pretrained(arch, progress=progress)
+    model, masks = pruned_model(arch, sparsity, scope, epochs, progress=progress)
     before = dict(base.named_parameters())[f"{layer}.weight"].detach()
     return {
         "before": before.clone(),

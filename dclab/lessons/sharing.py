@@ -65,7 +65,7 @@ def _codebooks(model: nn.Module, bits: int | Mapping[str, int], init: str = "lin
     return books
 
 
-def accuracy_vs_bits(name: str = "lenet5", bits: Sequence[int] = range(1, 9), init: str = "linear",
+def accuracy_vs_bits(arch: str = "lenet5", bits: Sequence[int] = range(1, 9), init: str = "linear",
                      progress: bool = True) -> dict:
     """Test accuracy with only the conv layers, or only the fc layers, sharing 2**bits weights (notebook 03).
 
@@ -73,10 +73,10 @@ def accuracy_vs_bits(name: str = "lenet5", bits: Sequence[int] = range(1, 9), in
     of layer needs (Deep Compression uses 8 for conv, 5 for fc).
     """
     bits = [int(b) for b in bits]
-    settings = {"model": name, "baseline": baseline_fingerprint(name), "bits": bits, "init": init}
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "bits": bits, "init": init}
 
     def compute() -> dict:
-        base = zoo.pretrained(name, progress=progress)
+        base = zoo.pretrained(arch, progress=progress)
         test = test_digits()
         kinds = {n: layer_kind(m) for n, m in compressible_layers(base).items()}
         out = {"bits": bits, "baseline": evaluate(base, test), "layers": kinds}
@@ -94,7 +94,7 @@ def accuracy_vs_bits(name: str = "lenet5", bits: Sequence[int] = range(1, 9), in
     return cached_result("accuracy_vs_bits", settings, compute)
 
 
-def init_comparison(name: str = "lenet300", bits: Sequence[int] = range(1, 9),
+def init_comparison(arch: str = "lenet300", bits: Sequence[int] = range(1, 9),
                     inits: Sequence[str] = quantize.INITS, layer: str = "ip2", layer_bits: int = 4,
                     progress: bool = True) -> dict:
     """Centroid initializations compared: accuracy, k-means error, one layer's codebooks (notebook 03).
@@ -104,11 +104,11 @@ def init_comparison(name: str = "lenet300", bits: Sequence[int] = range(1, 9),
     initial and final centroids, Deep Compression's Figure 4 on a real layer.
     """
     bits, inits = [int(b) for b in bits], list(inits)
-    settings = {"model": name, "baseline": baseline_fingerprint(name), "bits": bits, "inits": inits,
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "bits": bits, "inits": inits,
                 "layer": layer, "layer_bits": layer_bits}
 
     def compute() -> dict:
-        base = zoo.pretrained(name, progress=progress)
+        base = zoo.pretrained(arch, progress=progress)
         test = test_digits()
         out = {"bits": bits, "baseline": evaluate(base, test), "accuracy": {}, "sse": {}}
         bar = progress_bar(len(inits) * len(bits), "centroid initialization", enabled=progress)
@@ -169,7 +169,7 @@ def _svd_bytes(model: nn.Module, ranks: Mapping[str, int]) -> int:
 
 
 def compression_tradeoff(
-    name: str = "lenet300",
+    arch: str = "lenet300",
     sparsities: Sequence[float] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98),
     pq_bits: int = 5,
     q_bits: Sequence[int] = (8, 6, 5, 4, 3, 2, 1),
@@ -188,12 +188,12 @@ def compression_tradeoff(
     SVD), biases included; rate = fp32 model bytes / those bytes.
     """
     sparsities = sorted(float(s) for s in sparsities)
-    settings = {"model": name, "baseline": baseline_fingerprint(name), "sparsities": sparsities,
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "sparsities": sparsities,
                 "pq_bits": pq_bits, "q_bits": list(q_bits), "svd_keep": list(svd_keep), "scope": scope,
                 "epochs": epochs}
 
     def compute() -> dict:
-        base = zoo.pretrained(name, progress=progress)
+        base = zoo.pretrained(arch, progress=progress)
         test = test_digits()
         baseline = evaluate(base, test)
         dense = 4 * sum(p.numel() for p in base.parameters())
@@ -206,16 +206,16 @@ def compression_tradeoff(
         total = 2 * len(sparsities) + len(q_bits) + len(svd_keep)
         bar = progress_bar(total, "compression methods", enabled=progress)
         for s in sparsities:
-            model, masks = pruned_model(name, s, scope, epochs, progress=False)
+            model, masks = pruned_model(arch, s, scope, epochs, progress=False)
             point("pruning", s, pruned_model_bytes(model, masks), evaluate(model, test))
             bar.update()
             books = _codebooks(model, pq_bits, "linear", masks=masks)
-            point("pruning+quantization", s, len(encode_quantized(model, books, name)),
+            point("pruning+quantization", s, len(encode_quantized(model, books, arch)),
                   evaluate(quantized_copy(model, books), test))
             bar.update()
         for b in q_bits:
             books = _codebooks(base, b, "linear")
-            point("quantization", b, len(encode_quantized(base, books, name)),
+            point("quantization", b, len(encode_quantized(base, books, arch)),
                   evaluate(quantized_copy(base, books), test))
             bar.update()
         for keep in svd_keep:
@@ -228,7 +228,7 @@ def compression_tradeoff(
     return cached_result("compression_tradeoff", settings, compute)
 
 
-def trained_quantization(name: str = "lenet300", bits: int = 2, init: str = "linear", epochs: int = 2,
+def trained_quantization(arch: str = "lenet300", bits: int = 2, init: str = "linear", epochs: int = 2,
                          lr: float = 3e-4, record_every: int = 10, train_bias: bool = False,
                          progress: bool = True) -> dict:
     """Quantize every layer, then fine-tune only the centroids with grouped gradients (notebook 03).
@@ -237,11 +237,11 @@ def trained_quantization(name: str = "lenet300", bits: int = 2, init: str = "lin
     before and after each epoch. The paper's update: dL/dC_k = sum over the weights
     with index k of dL/dW.
     """
-    settings = {"model": name, "baseline": baseline_fingerprint(name), "bits": bits, "init": init,
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "bits": bits, "init": init,
                 "epochs": epochs, "lr": lr, "record_every": record_every, "train_bias": train_bias}
 
     def compute() -> dict:
-        base = zoo.pretrained(name, progress=progress)
+        base = zoo.pretrained(arch, progress=progress)
         test = test_digits()
         model = copy.deepcopy(base)
         books = _codebooks(model, bits, init)

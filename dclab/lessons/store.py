@@ -42,10 +42,10 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def baseline_fingerprint(name: str) -> str:
+def baseline_fingerprint(arch: str) -> str:
     """The baseline's fingerprint (``dclab.cache``), so retraining it invalidates results."""
-    zoo.pretrained(name)  # trains and caches it when missing
-    return fingerprint(zoo.checkpoint_path(name))
+    zoo.pretrained(arch)  # trains and caches it when missing
+    return fingerprint(zoo.checkpoint_path(arch))
 
 
 def _cache_path(kind: str, settings: Mapping, suffix: str) -> Path:

@@ -35,14 +35,14 @@ TITLES = {
 }
 
 
-def register_architecture(name: str, builder: Callable[[], nn.Module], title: str | None = None) -> None:
+def register_architecture(arch: str, builder: Callable[[], nn.Module], title: str | None = None) -> None:
     """Make ``build(name)`` know another architecture (a reader's own network)."""
-    BUILDERS[name] = builder
-    TITLES[name] = title or name
+    BUILDERS[arch] = builder
+    TITLES[arch] = title or arch
 
 
-def build(name: str) -> nn.Module:
+def build(arch: str) -> nn.Module:
     """A freshly initialised network by name: ``"lenet300"``, ``"lenet5"``, ``"firenet"``, ..."""
-    if name not in BUILDERS:
-        raise DclabError(f"unknown model {name!r}; choose one of: {', '.join(sorted(BUILDERS))}")
-    return BUILDERS[name]()
+    if arch not in BUILDERS:
+        raise DclabError(f"unknown model {arch!r}; choose one of: {', '.join(sorted(BUILDERS))}")
+    return BUILDERS[arch]()

@@ -168,11 +168,11 @@ class Snapshot:
 class NetworkCache:
     """Everything about one trained network that settings do not change, and memos for what they do."""
 
-    def __init__(self, name: str, model: nn.Module, test_data: Digits) -> None:
-        self.name = name
+    def __init__(self, arch: str, model: nn.Module, test_data: Digits) -> None:
+        self.arch = arch
         self.model = model.eval()
         self.test_data = test_data
-        self.weights = WeightCache(model, arch=name)
+        self.weights = WeightCache(model, arch=arch)
         self.layers = self.weights.layers
         self.kinds = self.weights.kinds
         w = self.weights.weights
@@ -324,17 +324,17 @@ class CompressionSession:
             self._train_data = load_mnist("train")
         return self._train_data
 
-    def network(self, name: str) -> NetworkCache:
+    def network(self, arch: str) -> NetworkCache:
         """The cache of one network (the baseline is loaded, sorted and evaluated once)."""
         with self._lock:  # a preload in the background finishes first
-            if name not in self._networks:
-                model = self._models.get(name)
+            if arch not in self._networks:
+                model = self._models.get(arch)
                 if model is None:
                     from dclab.zoo import pretrained
 
-                    model = pretrained(name)  # trains (with a progress bar) only if not cached
-                self._networks[name] = NetworkCache(name, model, self.test_data)
-            return self._networks[name]
+                    model = pretrained(arch)  # trains (with a progress bar) only if not cached
+                self._networks[arch] = NetworkCache(arch, model, self.test_data)
+            return self._networks[arch]
 
     def preload(self, *names: str) -> threading.Thread:
         """Prepare networks in a background thread (while the page is idle); ``network()`` waits for it.
@@ -350,22 +350,22 @@ class CompressionSession:
         thread.start()
         return thread
 
-    def sparsities(self, name: str, config: CompressionConfig) -> dict[str, float]:
+    def sparsities(self, arch: str, config: CompressionConfig) -> dict[str, float]:
         """The sparsity of every layer for ``config`` (quality converted on the baseline's weights)."""
-        net = self.network(name)
-        return pipeline.layer_sparsities(net.model, name, config)
+        net = self.network(arch)
+        return pipeline.layer_sparsities(net.model, arch, config)
 
-    def compress(self, name: str, config: CompressionConfig, *, evaluate: bool = True) -> Snapshot:
+    def compress(self, arch: str, config: CompressionConfig, *, evaluate: bool = True) -> Snapshot:
         """Masks, codebooks, ``.dcz`` and test accuracy for ``config``, reusing everything cached (notebook 06).
 
         ``evaluate=False`` leaves the accuracy to a later ``evaluate(snapshot)``.
         """
         config = config.validate()
-        net = self.network(name)
+        net = self.network(arch)
         timings: dict[str, float] = {}
         reused: list[str] = []
         t = time.perf_counter()
-        sparsities = self.sparsities(name, config)
+        sparsities = self.sparsities(arch, config)
         keys, codebooks = {}, {}
         for layer in net.layers:
             bits = config.bits_for(layer, net.kinds[layer])
@@ -384,7 +384,7 @@ class CompressionSession:
             reused.append("encode")
         timings["encode"] = time.perf_counter() - t
         snapshot = Snapshot(
-            name, config, sparsities, codebooks, None, dcz, report, net.baseline_accuracy, keys,
+            arch, config, sparsities, codebooks, None, dcz, report, net.baseline_accuracy, keys,
             timings=timings, reused=reused,
         )
         return self.evaluate(snapshot) if evaluate else snapshot
@@ -405,7 +405,7 @@ class CompressionSession:
         net: NetworkCache, codebooks: Mapping[str, Codebook], config: CompressionConfig, meta: dict[str, Any]
     ) -> tuple[bytes, CompressionReport]:
         # the engine's own encoder and report (what compress_weights returns), on the baseline's biases
-        return pipeline.encode_dcz(net.name, net.model, dict(codebooks), config, meta)
+        return pipeline.encode_dcz(net.arch, net.model, dict(codebooks), config, meta)
 
     def view(self, snapshot: Snapshot, layer: str) -> LayerView:
         """The histogram view of one layer of a snapshot."""
@@ -465,7 +465,7 @@ class CompressionSession:
             "test_error_after": 1.0 - accuracy,
             "config": config.to_dict(),
         }
-        dcz, report = pipeline.encode_dcz(net.name, model, codebooks, config, meta)
+        dcz, report = pipeline.encode_dcz(net.arch, model, codebooks, config, meta)
         return Snapshot(
             snapshot.network, config, dict(snapshot.sparsities), codebooks, accuracy, dcz, report,
             net.baseline_accuracy, finetune_history=history,
