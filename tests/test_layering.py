@@ -25,7 +25,7 @@ LAYERS = {
         "lessons", "lessons.store", "lessons.pruning", "lessons.sharing", "lessons.coding", "lessons.squeezenet",
         "lectures", "student", "exercises", "exercises._core", "exercises.numformats", "exercises.pruning",
         "exercises.sharing", "exercises.coding", "exercises.squeezenet"],
-    3: ["viz", "viz.page", "viz.coding", "viz.dashboard", "viz.hardware", "viz.numformats", "viz.pruning",
+    3: ["viz", "viz.style", "viz.page", "viz.coding", "viz.dashboard", "viz.hardware", "viz.numformats", "viz.pruning",
         "viz.sharing", "viz.squeezenet"],
     4: ["widgets", "widgets.coding", "widgets.dashboard", "widgets.hardware", "widgets.numformats",
         "widgets.pruning", "widgets.sharing", "widgets.squeezenet"],
