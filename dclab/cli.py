@@ -14,6 +14,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from dclab import zoo
     from dclab.data import load_mnist
     from dclab.paths import data_root
+    from dclab.pipeline.ladder import LEVELS, ladder_dir, retrained_ladder
 
     load_mnist("train")
     load_mnist("test")
@@ -25,6 +26,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             f"{name}: test error {100 * info['test_error']:.2f}% "
             f"(trained in {info['train_seconds']:.0f} s), cached at {zoo.checkpoint_path(name)}"
         )
+    for name in args.models:
+        if name in LEVELS:  # the retrained networks behind the live pages
+            ladder = retrained_ladder(name)
+            seconds = sum(r.seconds for r in ladder.rungs)
+            print(f"{name}: {ladder!r}, climbed in {seconds:.0f} s, cached at {ladder_dir(name)}")
     return 0
 
 

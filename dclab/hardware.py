@@ -9,6 +9,8 @@ Lecture: "Hardware 101" (devices, number representation); notebook 01.
   of each Linear/Conv2d layer, from the real modules through forward hooks.
 - ``ENERGY_45NM_PJ`` (Horowitz, ISSCC 2014) and ``weight_fetch_energy(...)``: why a
   model that fits on chip wins.
+- ``time_sparse_matvec(densities, batch_size)``: a pruned layer's product, dense against
+  ``torch.sparse`` CSR, timed on this machine ("Does it run faster?").
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import numbers
 import time
+import warnings
 from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
+from dclab.algorithms.prune import magnitude_mask
 from dclab.errors import DclabError
 
 # ---------------------------------------------------------------- devices
@@ -276,3 +281,223 @@ def weight_fetch_energy(n_weights: int, compression: float = 1.0, sram_bytes: fl
     fits = model_bytes <= sram_bytes
     dram, sram = words * DRAM_READ_PJ, words * SRAM_READ_PJ
     return WeightEnergy(int(n_weights), float(compression), model_bytes, fits, dram, sram, sram if fits else dram)
+
+
+# ---------------------------------------------------------------- does a pruned layer run faster?
+
+DENSITIES: tuple[float, ...] = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)
+"""The densities notebook 01 times: from dense to Deep Compression's 8% for LeNet-300-100's ip1 and beyond."""
+
+IP1_SHAPE: tuple[int, int] = (300, 784)
+"""LeNet-300-100's ip1 weight, (out_features, in_features)."""
+
+
+class SparseTiming(NamedTuple):
+    """One pruned layer's product ``W @ X``, dense and ``torch.sparse`` CSR, timed (notebook 01, "Does it run faster?").
+
+    Times are seconds per product, the fastest of repeated runs. Bytes count the weights only,
+    as a kernel must read them: dense fp32 is 4 bytes per weight, zeros included; CSR is 4 bytes
+    of value + 4 of column index (int32) per kept weight, + 4 per row pointer.
+    """
+
+    density: float  # the fraction of weights kept that was asked for
+    kept: int  # weights kept (non-zeros of the CSR matrix)
+    shape: tuple[int, int]  # (out_features, in_features)
+    batch_size: int  # columns of X; 1 = a matrix-vector product
+    dense_s: float
+    sparse_s: float
+    agree: bool  # the CSR product equals the dense one (float32 rounding apart)
+    max_error: float  # largest |sparse - dense| over the output
+    dense_bytes: int
+    sparse_bytes: int
+    threads: int  # torch threads used for the timing
+
+    @property
+    def speedup(self) -> float:
+        """dense time / sparse time: above 1, the sparse product is faster."""
+        return self.dense_s / self.sparse_s
+
+    @property
+    def bytes_ratio(self) -> float:
+        """dense bytes / CSR bytes: how much less weight traffic CSR needs."""
+        return self.dense_bytes / self.sparse_bytes
+
+
+def check_density(density: float) -> float:
+    """``density`` as a float in (0, 1], or a DclabError that says what to give."""
+    if isinstance(density, bool) or not isinstance(density, numbers.Real) or not 0.0 < float(density) <= 1.0:
+        raise DclabError(
+            f"density must be a number in (0, 1] (the fraction of weights kept), not {density!r}; "
+            "e.g. 0.1 keeps 10% of the weights, 1.0 keeps them all"
+        )
+    return float(density)
+
+
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size`` as an int >= 1, or a DclabError that says what to give."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise DclabError(f"batch_size must be a whole number >= 1 (inputs per product), not {batch_size!r}")
+    return int(batch_size)
+
+
+def pruned_to_density(w: torch.Tensor, density: float) -> torch.Tensor:
+    """A copy of ``w`` with all but the ``round(density * numel)`` largest-|w| weights set to 0 (notebook 01)."""
+    mask = magnitude_mask(w, 1.0 - check_density(density))
+    return torch.where(mask, w.detach(), torch.zeros((), dtype=w.dtype))
+
+
+def to_csr(w: torch.Tensor) -> torch.Tensor:
+    """``w``'s non-zeros as a ``torch.sparse_csr`` matrix with int32 indices (4 bytes each, as a kernel reads them)."""
+    if w.dim() != 2:
+        raise DclabError(f"to_csr needs a 2-D weight matrix (out x in); got shape {tuple(w.shape)}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        csr = w.detach().to_sparse_csr()
+        return torch.sparse_csr_tensor(csr.crow_indices().to(torch.int32), csr.col_indices().to(torch.int32),
+                                       csr.values(), csr.shape, check_invariants=True)
+
+
+def _per_call_seconds(fns: Sequence[Callable[[], object]], seconds: float, min_reps: int = 3) -> list[float]:
+    """Fastest time per call of each of ``fns``: loops of calls, interleaved, repeated for ``seconds`` in all.
+
+    Each loop runs enough calls to last about a millisecond (so the clock's resolution does
+    not matter); the minimum over loops is the run least disturbed by other work.
+    """
+    loops = []
+    for fn in fns:
+        fn()  # warm-up: allocations, first-touch, library dispatch
+        t0 = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - t0, 1e-7)
+        loops.append(max(1, min(10_000, int(1e-3 / once))))
+    best = [math.inf] * len(fns)
+    start, reps = time.perf_counter(), 0
+    while reps < min_reps or time.perf_counter() - start < seconds:
+        for i, (fn, n) in enumerate(zip(fns, loops)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - t0) / n)
+        reps += 1
+    return best
+
+
+def time_sparse_matvec(
+    densities: Sequence[float] = DENSITIES,
+    batch_size: int = 1,
+    w: torch.Tensor | None = None,
+    seconds: float = 0.25,
+    threads: int = 1,
+    seed: int = 0,
+) -> list[SparseTiming]:
+    """Time ``W @ X`` for ``W`` pruned to each density, dense (zeros stored) and CSR (notebook 01, "Does it run faster?").
+
+    ``w`` defaults to random normal weights of LeNet-300-100's ip1 shape, 300 x 784 (the
+    time depends on the shape and on where the kept weights are, not on their values);
+    pruning keeps the largest |w|. ``X`` is ``in_features x batch_size`` (a vector at
+    batch 1: ``torch.mv``). Timer: the minimum over interleaved repeats (dense, sparse,
+    dense, ...) of loops of calls, for about ``seconds`` per density, on ``threads`` torch
+    threads (restored afterwards). The caller states the result; this measures only.
+    """
+    batch_size = check_batch_size(batch_size)
+    densities = [check_density(d) for d in densities]
+    if not densities:
+        raise DclabError("time_sparse_matvec needs at least one density in (0, 1], e.g. densities=(1.0, 0.1)")
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise DclabError(f"threads must be a whole number >= 1, not {threads!r}")
+    if not (isinstance(seconds, numbers.Real) and math.isfinite(seconds) and seconds >= 0):
+        raise DclabError(f"seconds must be a finite number >= 0 (time budget per density), not {seconds!r}")
+    gen = torch.Generator().manual_seed(seed)
+    if w is None:
+        w = torch.randn(*IP1_SHAPE, generator=gen)
+    if w.dim() != 2:
+        raise DclabError(f"w must be a 2-D weight matrix (out x in), e.g. model.ip1.weight; got shape {tuple(w.shape)}")
+    w = w.detach().to("cpu", torch.float32)
+    rows, cols = w.shape
+    x = torch.randn(cols, batch_size, generator=gen)
+    if batch_size == 1:
+        x = x[:, 0].contiguous()
+    product = torch.mv if batch_size == 1 else torch.mm
+    previous = torch.get_num_threads()
+    records = []
+    try:
+        torch.set_num_threads(int(threads))
+        with torch.no_grad():
+            for density in densities:
+                dense = pruned_to_density(w, density)
+                csr = to_csr(dense)
+                y_dense, y_sparse = product(dense, x), product(csr, x)
+                scale = float(product(dense.abs(), x.abs()).max()) or 1.0
+                error = float((y_sparse - y_dense).abs().max())
+                dense_s, sparse_s = _per_call_seconds(
+                    [lambda: product(dense, x), lambda: product(csr, x)], seconds
+                )
+                kept = int(csr.values().numel())
+                records.append(SparseTiming(
+                    density, kept, (rows, cols), batch_size, dense_s, sparse_s,
+                    bool(y_sparse.shape == y_dense.shape and error <= 1e-5 * scale), error,
+                    4 * rows * cols, 8 * kept + 4 * (rows + 1), int(threads),
+                ))
+    finally:
+        torch.set_num_threads(previous)
+    return records
+
+
+def sparse_wins_below(records: Sequence[SparseTiming]) -> float | None:
+    """The largest measured density from which the sparse product is faster at every lower density, or None.
+
+    None: sparse is not faster even at the lowest density measured (notebook 01).
+    """
+    wins = None
+    for r in sorted(records, key=lambda r: r.density):
+        if r.sparse_s >= r.dense_s:
+            break
+        wins = r.density
+    return wins
+
+
+def csr_break_even_density(shape: tuple[int, int]) -> float:
+    """The density below which CSR (4-byte value + 4-byte column index per weight, 4 per row pointer) reads fewer
+    weight bytes than dense fp32 (4 per weight): about 1/2 (notebook 01)."""
+    rows, cols = shape
+    return (4 * rows * cols - 4 * (rows + 1)) / (8 * rows * cols)
+
+
+def describe_sparse_timings(records: Sequence[SparseTiming]) -> str:
+    """What a ``time_sparse_matvec`` run measured, in words built from its numbers (notebook 01)."""
+    if not records:
+        raise DclabError("describe_sparse_timings needs the records of time_sparse_matvec, not an empty list")
+    by_density = sorted(records, key=lambda r: r.density)
+    lowest, highest = by_density[0], by_density[-1]
+    first = records[0]
+    head = f"batch {first.batch_size} ({first.threads} thread{'s' if first.threads > 1 else ''}): "
+    wins = sparse_wins_below(records)
+    if wins is None:
+        verdict = (f"CSR is never faster here; even at {lowest.density:.0%} density it takes "
+                   f"{1 / lowest.speedup:.2f}x the dense time")
+    else:
+        at = next(r for r in by_density if r.density == wins)
+        verdict = (f"CSR is faster from {wins:.0%} density down ({at.speedup:.2f}x at {wins:.0%}, "
+                   f"{lowest.speedup:.2f}x at {lowest.density:.0%})")
+    if wins != highest.density:
+        verdict += f"; at {highest.density:.0%} it takes {1 / highest.speedup:.1f}x the dense time"
+    bad = [r.density for r in records if not r.agree]
+    verdict += ("; sparse and dense results agree at every density" if not bad
+                else f"; sparse and dense results DISAGREE at densities {bad}")
+    return head + verdict + "."
+
+
+def describe_weight_traffic(timing: SparseTiming, roofline: Roofline) -> str:
+    """The dense product's effective weight bandwidth beside the measured DRAM bandwidth, in words (notebook 01).
+
+    Faster than DRAM means the layer stayed in the caches between the timer's repeats.
+    """
+    rate = timing.dense_bytes / timing.dense_s
+    head = (f"Dense {timing.shape[0]} x {timing.shape[1]} at batch {timing.batch_size}, density {timing.density:.0%}: "
+            f"{timing.dense_bytes / 1e6:.2f} MB of weights in {timing.dense_s * 1e6:.0f} µs, "
+            f"{rate / 1e9:.1f} GB/s on {timing.threads} thread{'s' if timing.threads > 1 else ''}, ")
+    if rate > roofline.bandwidth:
+        return head + (f"more than the {roofline.bandwidth / 1e9:.1f} GB/s DRAM bandwidth of the roofline: between "
+                       "repeats the layer stays in the CPU's caches, so these times are for weights already on chip.")
+    return head + (f"no more than the {roofline.bandwidth / 1e9:.1f} GB/s DRAM bandwidth of the roofline: "
+                   "the product waits on memory.")

@@ -37,6 +37,7 @@ def train(
     *,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
+    l1: float = 0.0,
     batch_size: int = 128,
     max_shift: float = 0.0,
     schedule: str = "cosine",
@@ -49,6 +50,10 @@ def train(
     desc: str = "training",
 ) -> list[dict]:
     """Train with SGD (momentum, L2 weight decay, cosine or constant lr); returns one dict per epoch.
+
+    ``l1`` adds an L1 penalty ``l1 * sum|p|`` over the optimised parameters, as its subgradient
+    ``l1 * sign(p)`` added to each gradient (``weight_decay`` adds the L2 one's, ``weight_decay * p``;
+    notebook 02 compares them for retraining). A weight at exactly zero gets no push from either.
 
     ``parameters`` restricts what is optimised (e.g. only the centroids of trained
     quantization); ``eval_data`` adds a test accuracy to each epoch's record;
@@ -76,6 +81,11 @@ def train(
             loss = nn.functional.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if l1:
+                with torch.no_grad():
+                    for p in params:
+                        if p.grad is not None:
+                            p.grad.add_(p.sign(), alpha=l1)
             optimizer.step()
             if after_step is not None:
                 after_step(model)

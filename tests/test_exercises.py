@@ -568,3 +568,43 @@ def test_no_check_prints_or_leaves_numpy_warnings(capsys):
         for name, fn in REFERENCES.items():
             _check(name, fn)
     assert capsys.readouterr().out == ""
+
+
+# ---------------------------------------------------------------- masked_sgd_step (notebook 02, retraining)
+
+masked_sgd_step = REFERENCES["masked_sgd_step"]
+
+WRONG_MASKED_SGD_STEP = [
+    ("masked_sgd_step", lambda w, g, m, lr: w - lr * g * m, "failed", "keep their old values"),
+    ("masked_sgd_step", lambda w, g, m, lr: w * m - lr * g, "failed", "mask the gradient too"),
+    ("masked_sgd_step", lambda w, g, m, lr: (w + lr * g) * m, "failed", "step against the gradient"),
+    ("masked_sgd_step", lambda w, g, m, lr: (w - g) * m, "failed", "learning rate"),
+    ("masked_sgd_step", lambda w, g, m, lr: m, "failed", "not the mask"),
+    ("masked_sgd_step", lambda w, g, m, lr: w.sub_(lr * g).mul_(m), "failed", "in place"),
+]
+# a new list (the parametrization above keeps the old one): test_every_exercise_has_at_least_two_wrong_answers
+# counts these too, and the test below runs them
+WRONG = WRONG + WRONG_MASKED_SGD_STEP
+
+
+@pytest.mark.parametrize("name, wrong, status, words", WRONG_MASKED_SGD_STEP,
+                         ids=[f"{n}-{i}" for i, (n, *_) in enumerate(WRONG_MASKED_SGD_STEP)])
+def test_typical_wrong_masked_sgd_step_gets_plain_words(name, wrong, status, words):
+    test_typical_wrong_answer_gets_plain_words(name, wrong, status, words)
+
+
+def test_masked_sgd_step_equals_a_pruner_and_torch_sgd():
+    from dclab.algorithms import prune
+
+    g = torch.Generator().manual_seed(0)
+    w, grad = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    mask = prune.magnitude_mask(w, 0.6)
+    layer = torch.nn.Linear(7, 5, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+    pruner = prune.Pruner(torch.nn.Sequential(layer), {"0": mask})
+    (layer.weight * grad).sum().backward()
+    torch.optim.SGD(layer.parameters(), lr=0.1).step()
+    pruner.apply()
+    assert torch.allclose(masked_sgd_step(w, grad, mask, 0.1), layer.weight.detach(), atol=1e-7)
+    assert torch.all(masked_sgd_step(w, grad, mask, 0.1)[~mask] == 0)

@@ -120,3 +120,109 @@ def test_weight_fetch_energy_rejects_bad_input(kwargs):
 def test_devices():
     assert [d.name for d in hw.DEVICES] == ["CPU", "GPU", "FPGA", "ASIC / TPU"]
     assert "memory" in hw.DEVICES[1].weak_at
+
+
+# ---------------------------------------------------------------- does a pruned layer run faster? (behaviour only)
+
+
+def test_pruned_to_density_keeps_the_largest_weights():
+    w = torch.tensor([[0.1, -2.0, 0.3], [-0.05, 0.7, 1.5]])
+    assert torch.equal(hw.pruned_to_density(w, 0.5), torch.tensor([[0.0, -2.0, 0.0], [0.0, 0.7, 1.5]]))
+    assert torch.equal(hw.pruned_to_density(w, 1.0), w)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_csr_product_equals_dense(batch_size):
+    gen = torch.Generator().manual_seed(1)
+    w = hw.pruned_to_density(torch.randn(30, 50, generator=gen), 0.2)
+    csr = hw.to_csr(w)
+    assert csr.layout == torch.sparse_csr and csr.col_indices().dtype == torch.int32
+    assert csr.values().numel() == int((w != 0).sum()) == 300
+    assert torch.equal(csr.to_dense(), w)
+    x = torch.randn(50, batch_size, generator=gen)
+    torch.testing.assert_close(csr @ x, w @ x, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.mv(csr, x[:, 0].contiguous()), torch.mv(w, x[:, 0]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_time_sparse_matvec_records_what_was_asked(batch_size):
+    densities = (1.0, 0.5, 0.1)
+    w = torch.randn(20, 40, generator=torch.Generator().manual_seed(0))
+    records = hw.time_sparse_matvec(densities, batch_size=batch_size, w=w, seconds=0.0)
+    assert [r.density for r in records] == list(densities)
+    assert [r.kept for r in records] == [800, 400, 80]
+    for r in records:
+        assert r.shape == (20, 40) and r.batch_size == batch_size and r.threads == 1
+        assert r.agree and r.max_error <= 1e-4
+        assert r.dense_s > 0 and r.sparse_s > 0 and r.speedup == r.dense_s / r.sparse_s  # a time, not a speed claim
+        assert r.dense_bytes == 4 * 20 * 40 and r.sparse_bytes == 8 * r.kept + 4 * 21
+    assert torch.get_num_threads() >= 1
+
+
+def test_time_sparse_matvec_defaults_to_ip1_and_restores_threads():
+    before = torch.get_num_threads()
+    records = hw.time_sparse_matvec((0.02,), seconds=0.0, threads=1)
+    assert records[0].shape == hw.IP1_SHAPE == (300, 784)
+    assert records[0].kept == round(0.02 * 300 * 784)
+    assert torch.get_num_threads() == before
+    assert hw.csr_break_even_density(hw.IP1_SHAPE) == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize("density", [0, 0.0, -0.1, 1.5, math.nan, "0.5", True])
+def test_bad_density_says_what_to_give(density):
+    with pytest.raises(DclabError, match=r"density must be a number in \(0, 1\]"):
+        hw.time_sparse_matvec((density,), seconds=0.0)
+    with pytest.raises(DclabError, match="fraction of weights kept"):
+        hw.pruned_to_density(torch.ones(3, 3), density)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_bad_batch_size_says_what_to_give(batch_size):
+    with pytest.raises(DclabError, match="batch_size must be a whole number >= 1"):
+        hw.time_sparse_matvec((0.5,), batch_size=batch_size, seconds=0.0)
+
+
+def test_other_bad_input():
+    with pytest.raises(DclabError, match="at least one density"):
+        hw.time_sparse_matvec((), seconds=0.0)
+    with pytest.raises(DclabError, match="2-D"):
+        hw.time_sparse_matvec((0.5,), w=torch.ones(10), seconds=0.0)
+    with pytest.raises(DclabError, match="threads"):
+        hw.time_sparse_matvec((0.5,), threads=0, seconds=0.0)
+
+
+def _timing(density, dense_s, sparse_s, agree=True):
+    return hw.SparseTiming(density, round(density * 100), (10, 10), 1, dense_s, sparse_s, agree, 0.0, 400,
+                           round(density * 100) * 8 + 44, 1)
+
+
+def test_sparse_wins_below_and_the_words_follow_the_numbers():
+    never = [_timing(1.0, 1.0, 5.0), _timing(0.1, 1.0, 2.0)]
+    assert hw.sparse_wins_below(never) is None
+    assert "never faster" in hw.describe_sparse_timings(never) and "2.00x the dense time" in hw.describe_sparse_timings(never)
+    crossing = [_timing(1.0, 1.0, 5.0), _timing(0.2, 1.0, 1.5), _timing(0.1, 1.0, 0.5), _timing(0.05, 1.0, 0.25)]
+    assert hw.sparse_wins_below(crossing) == 0.1
+    words = hw.describe_sparse_timings(crossing)
+    assert "faster from 10% density down" in words and "4.00x at 5%" in words and "5.0x the dense time" in words
+    assert "agree at every density" in words
+    assert "DISAGREE" in hw.describe_sparse_timings([_timing(0.1, 1.0, 0.5, agree=False)])
+    with pytest.raises(DclabError):
+        hw.describe_sparse_timings([])
+
+
+def test_fig_sparse_timings_draws_each_batch():
+    pytest.importorskip("plotly")
+    from dclab.viz.hardware import fig_sparse_timings
+
+    records = [_timing(1.0, 1.0, 5.0), _timing(0.1, 1.0, 0.5)]
+    records += [r._replace(batch_size=1000) for r in records]
+    fig = fig_sparse_timings(records)
+    assert len(fig.data) == 8  # dense, CSR and two ideals, per panel
+    assert list(fig.data[0].x) == [100.0, 10.0] and list(fig.data[1].y) == [5e6, 0.5e6]
+    assert [t.showlegend for t in fig.data[:4]] == [True] * 4 and not any(t.showlegend for t in fig.data[4:])
+
+
+def test_weight_traffic_words_follow_the_numbers():
+    timing = _timing(1.0, 1e-6, 5e-6)  # 400 bytes in 1 µs: 0.4 GB/s
+    assert "more than the 0.1 GB/s" in hw.describe_weight_traffic(timing, hw.Roofline(1e9, 1e8, "cpu", 1))
+    assert "no more than the 1.0 GB/s" in hw.describe_weight_traffic(timing, hw.Roofline(1e9, 1e9, "cpu", 1))

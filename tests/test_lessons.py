@@ -220,3 +220,184 @@ def test_init_comparison_linear_starts_in_the_tails(lenet300, tmp_results):
         assert 0.9 < res["accuracy"][init][0] <= res["baseline"]
     spread = {i: max(lay["initial"][i]) - min(lay["initial"][i]) for i in lay["initial"]}
     assert spread["linear"] > 1.5 * spread["density"]
+
+
+# ---------------------------------------------------------------- notebook 03: pruned vs dense, uniform grid vs k-means
+
+
+def test_layer_codebooks_uniform_grid_is_evenly_spaced_nearest_and_kmeans_only_lowers_the_error(untrained_lenet300):
+    model = untrained_lenet300
+    for bits in (1, 3, 5):
+        uniform = sharing_lesson.layer_codebooks(model, bits, "uniform")
+        kmeans = sharing_lesson.layer_codebooks(model, bits, "kmeans")
+        for name, book in uniform.items():
+            w = getattr(model, name).weight.detach()
+            assert torch.allclose(book.centroids, torch.linspace(float(w.min()), float(w.max()), 2**bits), atol=1e-6)
+            nearest = (w.reshape(-1, 1) - book.centroids.reshape(1, -1)).abs().argmin(dim=1).reshape(w.shape)
+            assert torch.equal(book.indices, nearest)
+        # Lloyd's iterations from the uniform grid's levels can only lower the squared error
+        assert sharing_lesson.squared_error(model, kmeans) <= sharing_lesson.squared_error(model, uniform) * (1 + 1e-9)
+    with pytest.raises(DclabError, match="grid"):
+        sharing_lesson.layer_codebooks(model, 3, "log")
+
+
+def test_layer_codebooks_of_a_pruned_network_keep_its_zeros(untrained_lenet300):
+    masks = prune.layer_masks(prune.prunable_weights(untrained_lenet300), sparsity=0.9, scope="global")
+    model = pruning_lesson.masked_copy(untrained_lenet300, masks)
+    for grid in sharing_lesson.GRIDS:
+        for bits in (1, 4):
+            books = sharing_lesson.layer_codebooks(model, bits, grid, masks=masks)
+            shared = sharing_lesson.quantized_copy(model, books)
+            for name, mask in masks.items():
+                assert books[name].reserved_zero and books[name].n_clusters == 2**bits
+                assert torch.equal(books[name].mask(), mask)
+                assert bool((getattr(shared, name).weight[~mask] == 0).all())
+
+
+@pytest.mark.slow
+def test_pruned_vs_dense_bits_keeps_the_zeros_and_is_cached(lenet300, tmp_results, monkeypatch):
+    res = sharing_lesson.pruned_vs_dense_bits("lenet300", sparsity=0.9, epochs=0, bits=[2, 8], progress=False)
+    _, masks = pruning_lesson.pruned_model("lenet300", 0.9, "global", 0, progress=False)
+    assert res["pruned_weights"] == sum(int((~m).sum()) for m in masks.values())
+    assert res["zeros_kept"] == [res["pruned_weights"]] * 2  # every pruned weight is still exactly 0
+    assert all(0 <= a <= 1 for a in res["dense_quantized"] + res["pruned_quantized"])
+    grids = sharing_lesson.uniform_vs_kmeans("lenet300", bits=[2, 8], progress=False)
+    assert grids["accuracy"]["kmeans"] == res["dense_quantized"]  # the same codebooks, the same accuracy
+    assert grids["baseline"] == res["baseline"]
+    for i in range(2):  # the guarantee on the real layers too
+        assert grids["sse"]["kmeans"][i] <= grids["sse"]["uniform"][i] * (1 + 1e-9)
+    monkeypatch.setattr(sharing_lesson, "evaluate", lambda *a, **k: pytest.fail("recomputed a cached result"))
+    assert sharing_lesson.pruned_vs_dense_bits("lenet300", sparsity=0.9, epochs=0, bits=[2, 8], progress=False) == res
+    assert sharing_lesson.uniform_vs_kmeans("lenet300", bits=[2, 8], progress=False) == grids
+
+
+# ---------------------------------------------------------------- how to retrain (notebook 02)
+
+
+def test_train_l1_adds_l1_times_the_sign_of_each_weight_to_its_gradient():
+    from dclab.train import train
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    data = _tiny_digits(32)
+    start = [p.detach().clone() for p in model.parameters()]
+    loss = torch.nn.functional.cross_entropy(model(data.images), data.labels)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    lr, l1 = 0.1, 0.01
+    train(model, data, 1, lr, momentum=0.0, weight_decay=0.0, l1=l1, batch_size=32, schedule="constant", progress=False)
+    for p, w, g in zip(model.parameters(), start, grads):
+        assert torch.allclose(p.detach(), w - lr * (g + l1 * w.sign()), atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"weight_decay": 5e-4}, {"weight_decay": 0.0, "l1": 1e-2}])
+def test_retraining_with_l2_or_l1_keeps_the_masks(options):
+    torch.manual_seed(0)
+    model = LeNet300()
+    masks = prune.layer_masks(prune.prunable_weights(model), sparsity=0.9, scope="global")
+    pruning_lesson.prune_and_retrain(model, masks, _tiny_digits(), epochs=1, lr=0.05, progress=False, **options)
+    for name, mask in masks.items():
+        w = getattr(model, name).weight.detach()
+        assert torch.all(w[~mask] == 0) and torch.all(w[mask] != 0)
+
+
+def test_dropout_table_is_the_papers_formula_per_layer():
+    masks = {"ip1": torch.zeros(30, 40, dtype=torch.bool), "ip2": torch.ones(10, 30, dtype=torch.bool)}
+    masks["ip1"][:3, :10] = True  # 30 of 1,200 kept
+    rows = pruning_lesson.retrain_dropout_table(masks, p_original=0.5)
+    assert [r.layer for r in rows] == ["ip1", "ip2"]
+    assert (rows[0].connections, rows[0].kept) == (1200, 30) and rows[0].density == pytest.approx(0.025)
+    assert rows[0].dropout == pytest.approx(0.5 * math.sqrt(30 / 1200))
+    assert rows[1].dropout == pytest.approx(0.5)  # nothing pruned: the original rate
+    text = pruning_lesson.format_dropout_table(rows, 0.5)
+    assert "ip1" in text and f"{rows[0].dropout:.3f}" in text and "from 0.5 to 0.079" in text
+
+
+def test_sensitivity_summary_names_the_layer_that_loses_most():
+    sens = {"sparsity": [0.0, 0.8], "baseline": 0.99, "test_digits": 2000,
+            "accuracy": {"conv1": [0.99, 0.90], "conv2": [0.99, 0.97], "ip1": [0.99, 0.985], "ip2": [0.99, 0.95]},
+            "kinds": {"conv1": "conv", "conv2": "conv", "ip1": "fc", "ip2": "fc"}}
+    text = pruning_lesson.sensitivity_summary(sens, at=0.8)
+    assert "conv1 (conv) loses most: 99.00% -> 90.00% (9.00 points)" in text
+    assert "ip1 (fc) loses least (0.50 points)" in text
+    assert "a conv layer loses 5.50 points and an fc layer 2.25" in text and "the conv layers are the more" in text
+
+
+def _regularization_result() -> dict:
+    return {"sparsity": 0.95, "strength": [1e-3, 1e-2], "baseline": 0.99, "no_retraining": 0.8, "train_digits": 100,
+            "l2": [0.97, 0.96], "l1": [0.97, 0.5], "l2_mean_abs": [0.1, 0.09], "l1_mean_abs": [0.1, 0.01],
+            "l2_pruned_nonzero": [0, 0], "l1_pruned_nonzero": [0, 0], "kept": {"ip1": 10}}
+
+
+def _lr_result() -> dict:
+    return {"sparsity": 0.95, "factor": [1.0, 0.1, 0.01], "lr": [0.05, 0.005, 0.0005], "baseline": 0.99,
+            "no_retraining": 0.8, "steps": [0, 5, 10], "curves": [[0.8, 0.95, 0.97], [0.8, 0.9, 0.96], [0.8, 0.85, 0.9]],
+            "accuracy": [0.97, 0.96, 0.9], "pruned_nonzero": [0, 0, 0], "train_digits": 100}
+
+
+def test_summaries_are_built_from_the_numbers():
+    reg = pruning_lesson.regularization_summary(_regularization_result())
+    assert "strength 0.01: L2 96.00%, L1 50.00% (L2 ahead by 46.00 points)" in reg
+    assert "strength 0.001: L2 97.00%, L1 97.00% (the same accuracy)" in reg
+    assert "came back in any run: 0" in reg
+    res = _lr_result()
+    res["accuracy"] = [0.9, 0.97, 0.8]
+    assert "1/10 of the original rate recovers most" in pruning_lesson.lr_summary(res)
+
+
+def test_retraining_figures_draw_every_setting_with_distinct_dashes():
+    from dclab.viz import pruning as vp
+    from dclab.viz import style
+
+    fig = vp.fig_regularization(_regularization_result())
+    lines = [t for t in fig.data if t.type == "scatter"]
+    assert [t.name for t in lines] == ["L2 weight decay", "L2 weight decay", "L1 penalty", "L1 penalty"]
+    assert list(lines[2].y) == [97.0, 50.0] and list(lines[3].y) == [0.1, 0.01]
+    assert lines[0].line.dash != lines[2].line.dash and lines[0].marker.symbol != lines[2].marker.symbol
+    assert {t.line.color for t in lines} <= set(style.SERIES)
+    fig = vp.fig_retrain_lr(_lr_result())
+    assert len(fig.data) == 3 and len({t.line.dash for t in fig.data}) == 3
+    assert "1/10 of the original" in fig.data[1].name and list(fig.data[0].x) == [0, 5, 10]
+    sens = {"sparsity": [0.0, 0.5], "baseline": 0.99, "accuracy": {"conv1": [0.99, 0.9], "ip1": [0.99, 0.98]},
+            "weights": {"conv1": 500, "ip1": 400_000}, "kinds": {"conv1": "conv", "ip1": "fc"}}
+    fig = vp.fig_sensitivity(sens, "LeNet-5")
+    assert [t.name for t in fig.data] == ["conv1 (conv, 500 weights)", "ip1 (fc, 400,000 weights)"]
+    assert fig.data[0].line.dash != fig.data[1].line.dash
+
+
+@pytest.mark.slow
+def test_lenet5_sensitivity_on_a_test_subset(lenet5, tmp_results):
+    sens = pruning_lesson.layer_sensitivity("lenet5", sparsities=[0.0, 0.9], progress=False, test_subset=200)
+    assert sens["test_digits"] == 200 and list(sens["accuracy"]) == ["conv1", "conv2", "ip1", "ip2"]
+    assert sens["kinds"] == {"conv1": "conv", "conv2": "conv", "ip1": "fc", "ip2": "fc"}
+    assert all(acc[0] == pytest.approx(sens["baseline"]) for acc in sens["accuracy"].values())  # 0% pruned: unchanged
+
+
+@pytest.mark.slow
+def test_regularization_comparison_keeps_the_masks_and_is_cached(lenet300, tmp_results, monkeypatch):
+    kw = dict(sparsity=0.95, strengths=[5e-4], train_subset=256, progress=False)
+    res = pruning_lesson.regularization_comparison("lenet300", **kw)
+    masks = pruning_lesson.baseline_masks("lenet300", 0.95)
+    assert res["kept"] == {n: int(m.sum()) for n, m in masks.items()}
+    assert res["l2_pruned_nonzero"] == res["l1_pruned_nonzero"] == [0]
+    assert 0 <= res["l1"][0] <= 1 and 0 <= res["l2"][0] <= 1
+    monkeypatch.setattr(pruning_lesson, "_retrained", lambda *a, **k: pytest.fail("recomputed a cached result"))
+    assert pruning_lesson.regularization_comparison("lenet300", **kw) == res
+
+
+@pytest.mark.slow
+def test_retrain_lr_comparison_curves_start_before_retraining_and_keep_the_masks(lenet300, tmp_results):
+    res = pruning_lesson.retrain_lr_comparison("lenet300", factors=[1.0, 0.1], train_subset=256, n_points=2,
+                                               progress=False)
+    assert res["lr"] == [pytest.approx(0.05), pytest.approx(0.005)]
+    assert res["steps"] == [0, 1, 2] and all(len(c) == 3 for c in res["curves"])
+    assert all(c[0] == res["no_retraining"] and c[-1] == a for c, a in zip(res["curves"], res["accuracy"]))
+    assert res["pruned_nonzero"] == [0, 0]
+
+
+@pytest.mark.slow
+def test_masked_step_demo_keeps_pruned_weights_at_zero(lenet300):
+    from dclab.exercises.pruning import pruner_sgd_step
+
+    demo = pruning_lesson.masked_step_demo(pruner_sgd_step, "lenet300", "ip2", sparsity=0.95)
+    assert demo["pruned_nonzero"] == 0 and demo["pruned"] + demo["kept"] == 30_000
+    assert 0 < demo["kept_moved"] <= demo["kept"]

@@ -19,6 +19,7 @@ from dclab.algorithms.quantize import (
     share_weights_,
     shared_codebooks,
     sharing_ratio,
+    uniform_codebook,
     unshare_weights_,
 )
 from dclab.errors import DclabError
@@ -248,3 +249,59 @@ def test_apply_codebooks_writes_the_shared_values_in_place_and_names_a_missing_l
     assert torch.equal(model.ip1.weight.detach(), before)  # other layers untouched
     with pytest.raises(DclabError, match="no layer 'conv1'"):
         apply_codebooks_(model, {"conv1": book})
+
+
+# ---------------------------------------------------------------- the uniform grid (notebook 03)
+
+
+def _nearest(w: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    return (w.reshape(-1, 1) - centroids.reshape(1, -1)).abs().argmin(dim=1).reshape(w.shape)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 5])
+def test_uniform_codebook_levels_are_evenly_spaced_and_indices_nearest(bits):
+    w = torch.randn(40, 30, generator=torch.Generator().manual_seed(bits))
+    book = uniform_codebook(w, bits=bits)
+    expected = torch.linspace(float(w.min()), float(w.max()), 2**bits)
+    assert book.n_clusters == 2**bits and not book.reserved_zero
+    assert torch.allclose(book.centroids, expected, atol=1e-6)
+    steps = torch.diff(book.centroids.double())
+    assert torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-4)
+    assert torch.equal(book.indices, _nearest(w, book.centroids))
+
+
+def test_uniform_codebook_worked_example_and_ties_join_the_lower_level():
+    w = torch.tensor([0.0, 0.2, 0.5, 0.75, 1.0])  # 2 bits: levels 0, 1/3, 2/3, 1; 0.5 is halfway
+    book = uniform_codebook(w, bits=2)
+    assert book.centroids.tolist() == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    assert book.indices.tolist() == [0, 1, 1, 2, 3]
+
+
+def test_uniform_codebook_of_a_pruned_layer_reserves_zero_and_spans_the_kept_weights():
+    w = torch.randn(50, 20, generator=torch.Generator().manual_seed(0))
+    mask = magnitude_mask(w, 0.8)
+    book = uniform_codebook(w, mask, bits=3)
+    kept = w[mask]
+    assert book.reserved_zero and book.centroids[0] == 0 and book.n_clusters == 8
+    assert torch.allclose(book.centroids[1:], torch.linspace(float(kept.min()), float(kept.max()), 7), atol=1e-6)
+    assert torch.equal(book.indices[~mask], torch.zeros(int((~mask).sum()), dtype=torch.int64))
+    assert torch.equal(book.indices[mask], _nearest(kept, book.centroids[1:]) + 1)
+    assert torch.equal(book.weights()[~mask], torch.zeros(int((~mask).sum())))
+
+
+def test_kmeans_zero_iterations_is_the_start_even_with_few_distinct_values():
+    c, labels = kmeans_1d(np.array([0.0, 0.0, 1.0]), 4, "linear", iters=0)
+    assert c.tolist() == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    assert labels.tolist() == [0, 0, 3]
+    with pytest.raises(DclabError, match="iters"):
+        kmeans_1d(np.array([0.0, 1.0]), 2, iters=-1)
+
+
+@pytest.mark.parametrize("kind", ["normal", "pruned", "uniform"])
+@pytest.mark.parametrize("bits", [1, 2, 4, 6])
+def test_kmeans_error_is_never_above_the_uniform_grid_it_starts_from(kind, bits):
+    x = torch.from_numpy(_data(kind, 5000, bits)).float()
+    uniform, kmeans = uniform_codebook(x, bits=bits), quantize_layer(x, bits=bits, init="linear")
+    sse_u = _sse(x.numpy(), uniform.centroids.numpy(), uniform.indices.numpy())
+    sse_k = _sse(x.numpy(), kmeans.centroids.numpy(), kmeans.indices.numpy())
+    assert sse_k <= sse_u * (1 + 1e-9)

@@ -327,3 +327,20 @@ def test_dashboard_refuses_unknown_network_and_mode():
         compression_dashboard(session, network="alexnet")
     with pytest.raises(DclabError, match="pruning"):
         compression_dashboard(session, pruning="random")
+
+
+def test_the_page_answers_on_the_retrained_ladder_and_compares_without(mnist_test):
+    from dclab.widgets.dashboard import compression_dashboard
+
+    box = compression_dashboard(CompressionSession(mnist_test), pruning="paper", preload=False)  # the zoo's
+    first = box.snapshot
+    assert box.retrained.value is True and first.retrained  # out of the box: retrained networks
+    assert f'data-rung="{first.rung}"' in box.numbers.value and first.rung_label in box.numbers.value
+    box.retrained.value = False  # the same setting, without retraining
+    plain = box.snapshot
+    assert plain.rung == 0 and "dense baseline" in box.numbers.value
+    assert plain.file_bytes > 0 and plain.accuracy < first.accuracy  # what retraining buys
+
+
+def test_models_given_to_the_page_have_no_retrained_toggle(dashboard):
+    assert dashboard.retrained.disabled and not dashboard.snapshot.retrained

@@ -33,6 +33,7 @@ __all__ = [
     "kmeans_1d",
     "init_centroids",
     "quantize_layer",
+    "uniform_codebook",
     "SharedWeights",
     "apply_codebooks_",
     "share_weights_",
@@ -201,6 +202,8 @@ def _lloyd_sorted(x: np.ndarray, centroids: np.ndarray, iters: int) -> tuple[np.
     k = len(c)
     if n == 0:
         return c, np.zeros(k + 1, dtype=np.int64), 0
+    if iters == 0:  # the start itself, nearest-assigned (a uniform grid from the linear start)
+        return c, _bounds(x, c), 0
     distinct = x[np.concatenate([[True], x[1:] != x[:-1]])]
     if len(distinct) <= k:  # every value can have its own centroid: that is the optimum
         c = np.concatenate([distinct, np.full(k - len(distinct), distinct[-1])])
@@ -252,12 +255,14 @@ def kmeans_1d(
     ``labels`` is shaped like ``values``; for a ``SortedValues`` selection it is shaped
     like the original tensor, with -1 where the selection left a value out. Lloyd's
     iterations run until the assignment stops changing or ``iters`` is reached.
-    ``centroids`` overrides ``init`` with given starting centroids.
+    ``centroids`` overrides ``init`` with given starting centroids. ``iters=0`` keeps the
+    start and assigns each value to its nearest centroid: with ``init="linear"`` that is a
+    uniform grid (``uniform_codebook``).
     """
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) or n_clusters < 1:
         raise DclabError(f"n_clusters must be a positive integer, not {n_clusters!r}")
-    if isinstance(iters, bool) or not isinstance(iters, numbers.Integral) or iters < 1:
-        raise DclabError(f"iters must be a positive integer, not {iters!r}")
+    if isinstance(iters, bool) or not isinstance(iters, numbers.Integral) or iters < 0:
+        raise DclabError(f"iters must be an integer >= 0 (0: keep the start), not {iters!r}")
     if isinstance(values, SortedValues):
         sorted_x, flat = values.values, None
     else:
@@ -315,6 +320,17 @@ def quantize_layer(
         centroids = torch.cat([torch.zeros(1), centroids])
         labels = labels + 1  # pruned entries were -1: now 0, the reserved zero
     return Codebook(centroids, labels.to(w.device), reserved_zero=pruned)
+
+
+def uniform_codebook(w: torch.Tensor, mask: torch.Tensor | None = None, bits: int = 5) -> Codebook:
+    """A uniform grid as a ``Codebook``: evenly spaced levels, min to max, each weight on its nearest (notebook 03).
+
+    What notebook 01's fixed-point formats do, for comparison with k-means at equal bits: it is
+    ``quantize_layer``'s linear start with no k-means iteration (``iters=0``), so the same rules hold
+    (with a ``mask`` that prunes anything, index 0 is the reserved zero and the ``2**bits - 1``
+    levels span the kept weights).
+    """
+    return quantize_layer(w, mask, bits, init="linear", iters=0)
 
 
 def sharing_ratio(n: int, bits: int, b: int = 32) -> float:

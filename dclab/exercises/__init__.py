@@ -39,6 +39,7 @@ from dclab.exercises.numformats import (
 from dclab.exercises.pruning import (
     check_global_magnitude_masks,
     check_magnitude_mask,
+    check_masked_sgd_step,
     check_threshold_mask,
 )
 from dclab.exercises.sharing import (
@@ -62,6 +63,7 @@ __all__ = [
     "check_magnitude_mask",
     "check_threshold_mask",
     "check_global_magnitude_masks",
+    "check_masked_sgd_step",
     "check_kmeans_step",
     "check_centroid_gradient",
     "check_sharing_ratio",

@@ -1,10 +1,12 @@
-"""Exercises of notebook 02 (pruning): a magnitude mask, the quality x std threshold, one global threshold."""
+"""Exercises of notebook 02 (pruning): a magnitude mask, the quality x std threshold, one global threshold,
+and a retraining step that keeps pruned weights at zero."""
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
+from torch import nn
 
 from dclab.algorithms import prune
 from dclab.exercises._core import (
@@ -268,3 +270,107 @@ GLOBAL_MAGNITUDE_MASKS = register(Exercise(
 def check_global_magnitude_masks(global_magnitude_masks: Callable[[dict, float], dict]) -> CheckResult:
     """Check ``global_magnitude_masks(weights, sparsity) -> {name: mask}``, one cut for all layers (notebook 02)."""
     return GLOBAL_MAGNITUDE_MASKS.check(global_magnitude_masks)
+
+
+# ---------------------------------------------------------------- masked_sgd_step(w, grad, mask, lr)
+
+
+def pruner_sgd_step(w: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, lr: float) -> torch.Tensor:
+    """One plain SGD step of a pruned weight through dclab's ``Pruner`` (notebook 02, retraining).
+
+    The Pruner's hook masks the gradient, ``torch.optim.SGD`` takes the step, ``Pruner.apply()``
+    zeros the pruned weights again: the new weight, pruned entries exactly 0. ``w`` is not changed.
+    """
+    holder = nn.Module()
+    holder.layer = nn.Module()
+    holder.layer.weight = nn.Parameter(w.detach().clone())
+    pruner = prune.Pruner(holder, {"layer": mask})
+    optimizer = torch.optim.SGD([holder.layer.weight], lr=lr)
+    (holder.layer.weight * grad).sum().backward()  # d/dw of sum(w * grad) is grad
+    optimizer.step()
+    pruner.apply()
+    pruner.remove()
+    return holder.layer.weight.detach() + 0.0  # + 0.0: a pruned weight reads 0.0, not -0.0
+
+
+def _step_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(5)
+    conv = torch.randn(4, 2, 3, 3, generator=g) * 0.2
+    conv_mask = prune.magnitude_mask(conv, 0.75)
+    return [
+        Case((torch.tensor([0.5, 0.0, -0.3, 0.0]), torch.tensor([0.2, -0.4, 0.1, 0.6]),
+              torch.tensor([True, False, True, False]), 0.1), "pruned weights already at zero, a gradient on all four"),
+        Case((torch.tensor([[0.8, -0.05], [0.02, -0.6]]), torch.tensor([[1.0, 2.0], [-3.0, 0.5]]),
+              torch.tensor([[True, False], [False, True]]), 0.01),
+             "just pruned: the weights at pruned positions are not zero yet and must become exactly 0"),
+        Case((torch.tensor([0.3, -0.2, 0.1]), torch.tensor([0.5, 0.5, -1.0]), torch.tensor([True, True, True]), 0.5),
+             "nothing pruned: a plain SGD step"),
+        Case((torch.tensor([0.3, -0.2, 0.1]), torch.tensor([0.5, 0.5, -1.0]), torch.tensor([False, False, False]), 0.5),
+             "everything pruned: all zeros"),
+        Case((conv * conv_mask, torch.randn(4, 2, 3, 3, generator=g), conv_mask, 0.005),
+             "a 4x2x3x3 convolution weight, 75% pruned, lr 0.005",
+             shown="w = a random 4x2x3x3 conv weight with 75% pruned (zeros), grad = a random 4x2x3x3 tensor, "
+                   "mask = its 4x2x3x3 mask, lr = 0.005"),
+    ]
+
+
+def _step_compare(case: Case, got: Any) -> None:
+    w, grad, mask, lr = case.args
+    ref = pruner_sgd_step(w, grad, mask, lr)
+    n_pruned = int((~mask).sum())
+    shown = (show(ref) if ref.numel() <= 24 else f"a {'x'.join(map(str, w.shape))} tensor: w - lr * grad where "
+             f"kept, exactly 0 at the {n_pruned} pruned positions")
+    new = as_tensor(got, shown, "a float tensor shaped like w: the weight after the step")
+    came_back = show(new)
+    if tuple(new.shape) != tuple(w.shape):
+        raise Mismatch(shown, f"a tensor shaped {tuple(new.shape)}",
+                       f"return the new weight shaped like w, {tuple(w.shape)}")
+    if not new.is_floating_point():
+        raise Mismatch(shown, came_back, "return the new weights (floats), not the mask")
+    new = new.to(ref.dtype)
+    pruned, kept = ~mask, mask
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return bool(torch.allclose(a, b, rtol=1e-5, atol=1e-7))
+
+    if bool((new[pruned] != 0).any()):
+        if same(new[pruned], w[pruned]) and bool((w[pruned] != 0).any()):
+            hint = ("the pruned weights keep their old values: multiply the result by the mask (or start from "
+                    "w * mask), so a pruned weight is exactly 0 after every step")
+        elif same(new[pruned], (w - lr * grad)[pruned]) or same(new[pruned], -lr * grad[pruned]):
+            hint = ("the pruned weights moved with their gradient: mask the gradient too (grad * mask), "
+                    "so a pruned weight gets no update")
+        else:
+            hint = "every pruned weight (mask False) must be exactly 0 after the step"
+        raise Mismatch(shown, came_back, hint)
+    if same(new[kept], ref[kept]):
+        return
+    wrong = [
+        ((w + lr * grad)[kept], "step against the gradient: w - lr * grad, not w + lr * grad"),
+        ((w - grad)[kept], "scale the gradient by the learning rate: w - lr * grad"),
+        (w[kept], "the kept weights did not move: they take the step w - lr * grad"),
+        ((w - lr * grad * grad)[kept], "the step is lr * grad, not lr * grad**2"),
+    ]
+    hint = next((h for expected, h in wrong if same(new[kept], expected)), None)
+    if hint is None:
+        bad = int((~torch.isclose(new, ref, rtol=1e-5, atol=1e-7) & kept).reshape(-1).nonzero()[0])
+        hint = (f"at kept position {_where(w, bad)} the step gives {float(ref.reshape(-1)[bad]):.6g}, "
+                f"yours {float(new.reshape(-1)[bad]):.6g}: a kept weight becomes w - lr * grad")
+    raise Mismatch(shown, came_back, hint)
+
+
+MASKED_SGD_STEP = register(Exercise(
+    name="masked_sgd_step",
+    notebook=NOTEBOOK,
+    params=("w", "grad", "mask", "lr"),
+    cases=_step_cases,
+    compare=_step_compare,
+    fallback=pruner_sgd_step,
+    fallback_name="dclab.exercises.pruning.pruner_sgd_step (dclab's Pruner with torch.optim.SGD)",
+))
+
+
+def check_masked_sgd_step(masked_sgd_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
+                          ) -> CheckResult:
+    """Check ``masked_sgd_step(w, grad, mask, lr) -> new w``: pruned weights stay exactly 0 (notebook 02, retraining)."""
+    return MASKED_SGD_STEP.check(masked_sgd_step)

@@ -205,3 +205,53 @@ def frame(rows: Sequence[Mapping[str, Any]], index: Sequence[str]) -> "pandas.Da
     import pandas as pd
 
     return pd.DataFrame(list(rows)).set_index(list(index))
+
+
+NO_LOSS_POINTS = 0.1
+""""No loss": the compressed network's test accuracy within 0.1 point of its own baseline's."""
+
+
+def ladder_tradeoff(arch: str, *, progress: bool = True) -> dict[str, Any]:
+    """Every rung of ``arch``'s retrained ladder compressed at the papers' bits: ratio and accuracy (notebook 04).
+
+    Table 1 interpreted: the ratio dclab reaches with no loss against its *own* baseline (the largest ratio
+    within ``NO_LOSS_POINTS`` of it), beside the accuracy at the papers' rates. Each rung is shared with
+    k-means (8 bits conv, 5 fc, no fine-tuning), Huffman-coded by the one engine (``compress_weights``), and
+    its accuracy measured on all 10,000 test digits with the model decoded from the file. Cached by the
+    ladder (its folder names the baseline's fingerprint and the ladder's recipe).
+    """
+    from dclab.lessons.store import cached_result, test_digits
+    from dclab.pipeline import CompressionConfig, compress_weights, load_model
+    from dclab.pipeline.ladder import ladder_dir, retrained_ladder
+    from dclab.train import evaluate
+
+    ladder = retrained_ladder(arch, progress=progress)
+    settings = {"arch": arch, "ladder": ladder_dir(arch).name, "bits": paper.BITS, "gap_bits": paper.GAP_BITS}
+
+    def compute() -> dict[str, Any]:
+        test = test_digits()
+        base = evaluate(ladder.rungs[0].model(arch), test)
+        rows = []
+        for rung in ladder.rungs:
+            config = CompressionConfig(sparsity=rung.sparsities, conv_bits=paper.BITS["conv"], fc_bits=paper.BITS["fc"],
+                                       conv_gap_bits=paper.GAP_BITS["conv"], fc_gap_bits=paper.GAP_BITS["fc"])
+            _, dcz, report = compress_weights(rung.model(arch), config)
+            rows.append({"rung": rung.index, "level": rung.level, "label": rung.describe(), "ratio": report.ratio,
+                         "bytes": len(dcz), "accuracy": evaluate(load_model(dcz), test)})
+        return {"arch": arch, "baseline": base, "rows": rows}
+
+    result = cached_result("ladder_tradeoff", settings, compute)
+    within = [r for r in result["rows"] if r["accuracy"] >= result["baseline"] - NO_LOSS_POINTS / 100 - 1e-9]
+    at_paper = min(result["rows"], key=lambda r: abs(r["level"] - max(paper.SPARSITY[arch].values())))
+    return {**result, "no_loss": max(within, key=lambda r: r["ratio"]), "at_paper": at_paper}
+
+
+def no_loss_sentence(tradeoff: Mapping[str, Any]) -> str:
+    """The notebook's sentence about ``ladder_tradeoff``, built from its numbers."""
+    from dclab.models import TITLES
+
+    base, best, at = tradeoff["baseline"], tradeoff["no_loss"], tradeoff["at_paper"]
+    name = TITLES.get(tradeoff["arch"], tradeoff["arch"])
+    return (f"{name}: with no loss against its own baseline ({base:.2%}, within {NO_LOSS_POINTS} point) dclab's ladder "
+            f"reaches {best['ratio']:.1f}x ({best['label']}); at the papers' rates it reaches {at['ratio']:.1f}x at "
+            f"{at['accuracy']:.2%} ({100 * (at['accuracy'] - base):+.2f} points).")

@@ -18,6 +18,7 @@ from dclab import zoo
 from dclab.algorithms import lowrank, quantize
 from dclab.codec import container
 from dclab.codec.sparse import decode_gaps, decode_pruned, encode_gaps, encode_pruned  # noqa: F401  (re-exported)
+from dclab.errors import DclabError
 from dclab.lessons.pruning import PRUNE_GAP_BITS, pruned_model, pruned_model_bytes
 from dclab.lessons.store import (
     baseline_fingerprint,
@@ -135,6 +136,100 @@ def init_comparison(arch: str = "lenet300", bits: Sequence[int] = range(1, 9),
         return out
 
     return cached_result("init_comparison", settings, compute)
+
+
+GRIDS = ("uniform", "kmeans")
+"""Notebook 03's two ways to place 2**bits shared values: evenly spaced, or learned by k-means."""
+
+
+def layer_codebooks(model: nn.Module, bits: int, grid: str = "kmeans",
+                    masks: Mapping[str, torch.Tensor] | None = None) -> dict[str, quantize.Codebook]:
+    """Every layer's codebook at ``bits``: k-means from the linear start, or that start alone (notebook 03).
+
+    ``grid="uniform"`` is ``quantize.uniform_codebook`` (evenly spaced levels, nearest level, no
+    iteration); ``"kmeans"`` is ``quantize.quantize_layer`` from the same levels. With ``masks``,
+    index 0 is reserved for the pruned zeros.
+    """
+    if grid not in GRIDS:
+        raise DclabError(f"grid must be one of {', '.join(GRIDS)}, not {grid!r}")
+    share = quantize.uniform_codebook if grid == "uniform" else quantize.quantize_layer
+    return {name: share(module.weight.detach(), None if masks is None else masks.get(name), bits)
+            for name, module in compressible_layers(model).items()}
+
+
+def squared_error(model: nn.Module, codebooks: Mapping[str, quantize.Codebook]) -> float:
+    """Sum over the layers of (w - shared value)**2: what k-means minimises (notebook 03)."""
+    modules = compressible_layers(model)
+    return sum(float(((modules[n].weight.detach().double() - b.weights().double()) ** 2).sum())
+               for n, b in codebooks.items())
+
+
+def _zeros_kept(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> int:
+    """How many of the pruned positions hold exactly 0.0."""
+    modules = compressible_layers(model)
+    return sum(int(((modules[n].weight.detach() == 0) & ~m).sum()) for n, m in masks.items())
+
+
+def pruned_vs_dense_bits(arch: str = "lenet300", sparsity: float = 0.9, scope: str = "global", epochs: int = 1,
+                         bits: Sequence[int] = range(1, 9), progress: bool = True) -> dict:
+    """Accuracy vs bits, every layer shared, for the dense baseline and the pruned network (notebook 03).
+
+    Deep Compression's Figure 7 ("pruning doesn't hurt quantization"). The pruned network is
+    ``lessons.pruning.pruned_model`` (cached, shared with notebook 02); its codebooks reserve
+    index 0 for the pruned zeros. k-means from the linear start, no retraining after quantization.
+    ``zeros_kept[i]`` counts the pruned positions still exactly 0 after sharing at ``bits[i]``.
+    """
+    bits = [int(b) for b in bits]
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "sparsity": round(float(sparsity), 6),
+                "scope": scope, "epochs": epochs, "bits": bits}
+
+    def compute() -> dict:
+        base = zoo.pretrained(arch, progress=progress)
+        pruned, masks = pruned_model(arch, sparsity, scope, epochs, progress=progress)
+        test = test_digits()
+        out = {"bits": bits, "sparsity": sparsity, "baseline": evaluate(base, test),
+               "pruned": evaluate(pruned, test), "pruned_weights": sum(int((~m).sum()) for m in masks.values()),
+               "dense_quantized": [], "pruned_quantized": [], "zeros_kept": []}
+        bar = progress_bar(2 * len(bits), "pruned vs dense, accuracy vs bits", enabled=progress)
+        for b in bits:
+            out["dense_quantized"].append(evaluate(quantized_copy(base, layer_codebooks(base, b)), test))
+            bar.update()
+            shared = quantized_copy(pruned, layer_codebooks(pruned, b, masks=masks))
+            out["pruned_quantized"].append(evaluate(shared, test))
+            out["zeros_kept"].append(_zeros_kept(shared, masks))
+            bar.update()
+        bar.close()
+        return out
+
+    return cached_result("pruned_vs_dense_bits", settings, compute)
+
+
+def uniform_vs_kmeans(arch: str = "lenet300", bits: Sequence[int] = range(1, 9), progress: bool = True) -> dict:
+    """A uniform grid vs k-means at equal bits, every layer of the dense baseline shared (notebook 03).
+
+    Both start from the same evenly spaced levels (``layer_codebooks``): the uniform grid stops
+    there, k-means moves them to its clusters' means. Accuracy on the test digits and the
+    squared error (``squared_error``) per bit width; no retraining.
+    """
+    bits = [int(b) for b in bits]
+    settings = {"model": arch, "baseline": baseline_fingerprint(arch), "bits": bits}
+
+    def compute() -> dict:
+        base = zoo.pretrained(arch, progress=progress)
+        test = test_digits()
+        out = {"bits": bits, "baseline": evaluate(base, test),
+               "accuracy": {g: [] for g in GRIDS}, "sse": {g: [] for g in GRIDS}}
+        bar = progress_bar(len(GRIDS) * len(bits), "uniform grid vs k-means", enabled=progress)
+        for b in bits:
+            for grid in GRIDS:
+                books = layer_codebooks(base, b, grid)
+                out["accuracy"][grid].append(evaluate(quantized_copy(base, books), test))
+                out["sse"][grid].append(squared_error(base, books))
+                bar.update()
+        bar.close()
+        return out
+
+    return cached_result("uniform_vs_kmeans", settings, compute)
 
 
 def svd_model(model: nn.Module, keep: float) -> tuple[nn.Module, dict[str, int]]:

@@ -176,6 +176,34 @@ def finetune_centroids(
     return tuned, history
 
 
+def retrain_pruned(
+    model: nn.Module,
+    masks: Mapping[str, torch.Tensor | None],
+    train_data: Digits,
+    epochs: int,
+    lr: float,
+    *,
+    batch_size: int = 128,
+    max_shift: float = 2.0,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "retrain",
+) -> list[dict]:
+    """Prune ``model`` in place with ``masks`` (None: dense) and retrain the survivors for ``epochs``; the
+    pruned weights stay exactly 0 (a ``Pruner`` after every step). The one retraining loop of the
+    pipeline (``compress``'s iterative pruning, the retrained ladder of the live pages)."""
+    from dclab.train import train
+
+    pruner = Pruner(model, {n: m for n, m in masks.items() if m is not None})
+    try:
+        if not epochs:
+            return []
+        return train(model, train_data, epochs, lr, batch_size=batch_size, max_shift=max_shift, seed=seed,
+                     after_step=pruner, progress=progress, desc=desc)
+    finally:
+        pruner.remove()
+
+
 def compress(
     model: nn.Module,
     config: CompressionConfig | None = None,
@@ -192,7 +220,7 @@ def compress(
     digits. Without a config, ``CompressionConfig.preset(arch)``. The result's model
     has exactly the weights stored in the ``.dcz``.
     """
-    from dclab.train import test_error, train
+    from dclab.train import test_error
 
     arch = arch or arch_of(model)
     config = (config or CompressionConfig.preset(arch)).validate()
@@ -215,15 +243,9 @@ def compress(
             if final[name] > 0 else None
             for name, module in layers.items()
         }
-        pruner = Pruner(net, {n: m for n, m in masks.items() if m is not None})
-        if config.retrain_epochs:
-            train(
-                net, train_data, config.retrain_epochs, config.retrain_lr,
-                batch_size=config.batch_size, max_shift=config.max_shift, seed=config.seed + step,
-                after_step=pruner, progress=progress,
-                desc=f"prune step {step}/{config.prune_steps}: retrain",
-            )
-        pruner.remove()
+        retrain_pruned(net, masks, train_data, config.retrain_epochs, config.retrain_lr,
+                       batch_size=config.batch_size, max_shift=config.max_shift, seed=config.seed + step,
+                       progress=progress, desc=f"prune step {step}/{config.prune_steps}: retrain")
 
     # 2. share weights by k-means, then fine-tune the centroids (and biases): trained quantization
     codebooks = {

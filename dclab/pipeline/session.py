@@ -38,6 +38,7 @@ from dclab.algorithms.quantize import Codebook, apply_codebooks_, quantize_layer
 from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.pipeline import CompressionConfig, CompressionReport, WeightCache
+from dclab.pipeline.ladder import LEVELS, Ladder, Rung, retrained_ladder
 
 __all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "staged_forward"]
 
@@ -136,6 +137,13 @@ class Snapshot:
     finetune_history: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     reused: list[str] = field(default_factory=list)
+    rung: int = 0
+    rung_label: str = "the dense baseline (not retrained)"
+
+    @property
+    def retrained(self) -> bool:
+        """Whether the setting was computed on a retrained rung of the ladder (``dclab.pipeline.ladder``)."""
+        return self.rung > 0
 
     @property
     def ratio(self) -> float:
@@ -168,7 +176,7 @@ class Snapshot:
 class NetworkCache:
     """Everything about one trained network that settings do not change, and memos for what they do."""
 
-    def __init__(self, arch: str, model: nn.Module, test_data: Digits) -> None:
+    def __init__(self, arch: str, model: nn.Module, test_data: Digits, accuracy: float | None = None) -> None:
         self.arch = arch
         self.model = model.eval()
         self.test_data = test_data
@@ -193,7 +201,7 @@ class NetworkCache:
         self.activations: dict[int, tuple[tuple, list[torch.Tensor]]] = {}
         self.work = copy.deepcopy(model).eval()  # the weights of the stages being run
         self.stages = staged_forward(self.work)
-        self.baseline_accuracy = self._evaluate_plain(self.model)
+        self.baseline_accuracy = self._evaluate_plain(self.model) if accuracy is None else accuracy
 
     def _evaluate_plain(self, model: nn.Module) -> float:
         from dclab.train import evaluate
@@ -299,11 +307,15 @@ class CompressionSession:
         test_data: Digits | None = None,
         models: Mapping[str, nn.Module] | None = None,
         train_data: Digits | None = None,
+        ladders: bool | None = None,
     ) -> None:
         self._test_data = test_data
         self._train_data = train_data
         self._models = dict(models or {})
+        self._use_ladders = ladders
         self._networks: dict[str, NetworkCache] = {}
+        self._rungs: dict[tuple[str, int], NetworkCache] = {}
+        self._ladders: dict[str, Ladder] = {}
         self._lock = threading.Lock()
 
     @property
@@ -336,17 +348,54 @@ class CompressionSession:
                 self._networks[arch] = NetworkCache(arch, model, self.test_data)
             return self._networks[arch]
 
+    def has_ladder(self, arch: str) -> bool:
+        """Whether settings of ``arch`` can be answered on retrained networks: a zoo baseline with a ladder
+        (``ladders=None``: for the zoo's baselines, not for models given to the session)."""
+        use = self._use_ladders if self._use_ladders is not None else arch not in self._models
+        return bool(use) and arch in LEVELS
+
+    def ladder(self, arch: str) -> Ladder:
+        """``arch``'s retrained ladder (climbed, with a progress bar, only if not cached)."""
+        if not self.has_ladder(arch):
+            raise DclabError(f"{arch} has no retrained ladder in this session; compress it with retrained=False")
+        with self._lock:
+            if arch not in self._ladders:
+                self._ladders[arch] = retrained_ladder(arch, test_data=self.test_data)
+            return self._ladders[arch]
+
+    def _rung_network(self, arch: str, rung: Rung) -> NetworkCache:
+        if rung.index == 0:
+            return self.network(arch)
+        with self._lock:
+            key = (arch, rung.index)
+            if key not in self._rungs:
+                self._rungs[key] = NetworkCache(arch, rung.model(arch), self.test_data, accuracy=rung.accuracy)
+            return self._rungs[key]
+
+    def _cache_of(self, snapshot: Snapshot) -> NetworkCache:
+        if snapshot.rung == 0:
+            return self.network(snapshot.network)
+        return self._rung_network(snapshot.network, self.ladder(snapshot.network).rungs[snapshot.rung])
+
     def preload(self, *names: str) -> threading.Thread:
         """Prepare networks in a background thread (while the page is idle); ``network()`` waits for it.
 
-        Only networks already trained (given, or in the cache) are preloaded: training one
-        belongs in the foreground, where its progress bar shows.
+        Only networks already trained (given, or in the cache) are preloaded, with their retrained ladder
+        if it is cached: training belongs in the foreground, where its progress bar shows.
         """
         from dclab.zoo import checkpoint_path
 
+        from dclab.pipeline.ladder import ladder_ready
+
         ready = [n for n in names if n in self._models or checkpoint_path(n).is_file()]
-        thread = threading.Thread(target=lambda: [self.network(n) for n in ready], daemon=True,
-                                  name="dclab-preload")
+
+        def load() -> None:
+            for n in ready:
+                self.network(n)
+                if self.has_ladder(n) and ladder_ready(n):  # already climbed: loading it takes a moment
+                    self.ladder(n)
+
+        thread = threading.Thread(target=load, daemon=True, name="dclab-preload")
         thread.start()
         return thread
 
@@ -355,17 +404,22 @@ class CompressionSession:
         net = self.network(arch)
         return pipeline.layer_sparsities(net.model, arch, config)
 
-    def compress(self, arch: str, config: CompressionConfig, *, evaluate: bool = True) -> Snapshot:
+    def compress(self, arch: str, config: CompressionConfig, *, evaluate: bool = True,
+                 retrained: bool = False) -> Snapshot:
         """Masks, codebooks, ``.dcz`` and test accuracy for ``config``, reusing everything cached (notebook 06).
 
+        ``retrained=True`` answers on the nearest retrained rung of ``arch``'s ladder (``Ladder.rung_for``
+        the setting's per-layer sparsities, computed on the baseline), pruned the rest of the way; its
+        ``.dcz`` equals ``compress_weights(rung.model(arch), config with those sparsities)``.
         ``evaluate=False`` leaves the accuracy to a later ``evaluate(snapshot)``.
         """
         config = config.validate()
-        net = self.network(arch)
         timings: dict[str, float] = {}
         reused: list[str] = []
         t = time.perf_counter()
         sparsities = self.sparsities(arch, config)
+        rung = self.ladder(arch).rung_for(sparsities) if retrained else None
+        net = self.network(arch) if rung is None else self._rung_network(arch, rung)
         keys, codebooks = {}, {}
         for layer in net.layers:
             bits = config.bits_for(layer, net.kinds[layer])
@@ -384,8 +438,9 @@ class CompressionSession:
             reused.append("encode")
         timings["encode"] = time.perf_counter() - t
         snapshot = Snapshot(
-            arch, config, sparsities, codebooks, None, dcz, report, net.baseline_accuracy, keys,
-            timings=timings, reused=reused,
+            arch, config, sparsities, codebooks, None, dcz, report, self.network(arch).baseline_accuracy, keys,
+            timings=timings, reused=reused, rung=0 if rung is None else rung.index,
+            rung_label=Snapshot.rung_label if rung is None else rung.describe(),
         )
         return self.evaluate(snapshot) if evaluate else snapshot
 
@@ -393,7 +448,7 @@ class CompressionSession:
         """The snapshot with its test accuracy (from the cache, or a pass from the first changed layer)."""
         if snapshot.accuracy is not None:
             return snapshot
-        net = self.network(snapshot.network)
+        net = self._cache_of(snapshot)
         t = time.perf_counter()
         accuracy, hit = net.accuracy(snapshot.keys, snapshot.codebooks)
         timings = dict(snapshot.timings, evaluate=time.perf_counter() - t)
@@ -409,7 +464,7 @@ class CompressionSession:
 
     def view(self, snapshot: Snapshot, layer: str) -> LayerView:
         """The histogram view of one layer of a snapshot."""
-        net = self.network(snapshot.network)
+        net = self._cache_of(snapshot)
         if layer not in net.layers:
             raise DclabError(f"{snapshot.network} has no layer {layer!r}; its layers are {', '.join(net.layers)}")
         book = snapshot.codebooks[layer]
@@ -437,7 +492,7 @@ class CompressionSession:
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise DclabError(f"epochs must be a whole number >= 1, not {epochs!r}")
-        net = self.network(snapshot.network)
+        net = self._cache_of(snapshot)
         snapshot = self.evaluate(snapshot)
         data = train_data if train_data is not None else self.train_data
         config = replace(snapshot.config, finetune_epochs=epochs, finetune_lr=lr, max_shift=max_shift)
@@ -468,7 +523,7 @@ class CompressionSession:
         dcz, report = pipeline.encode_dcz(net.arch, model, codebooks, config, meta)
         return Snapshot(
             snapshot.network, config, dict(snapshot.sparsities), codebooks, accuracy, dcz, report,
-            net.baseline_accuracy, finetune_history=history,
+            snapshot.baseline_accuracy, finetune_history=history, rung=snapshot.rung, rung_label=snapshot.rung_label,
         )  # no keys: a fine-tuned codebook is in no cache
 
 

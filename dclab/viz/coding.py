@@ -11,10 +11,12 @@ from plotly.subplots import make_subplots
 
 from dclab.codec import huffman
 from dclab.codec.entropy import CODERS, CoderSize, SymbolCost
+from dclab.viz import style
 
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d"]
-CODER_COLORS = dict(zip(CODERS, ["#bab0ac", "#4c78a8", "#54a24b", "#f58518", "#e45756", "#222222"]))
-STAGE_COLORS = ["#9d755d", "#4c78a8", "#f58518", "#54a24b"]
+CODER_COLORS = dict(zip(CODERS, [style.GREY, style.BLUE, style.GREEN, style.ORANGE, style.VERMILLION, style.BLACK]))
+CODER_PATTERNS = dict(zip(CODERS, style.PATTERNS))
+"""Each coder's colour and bar pattern: grouped bars differ in both."""
+STAGE_COLORS = [style.GREY, style.BLUE, style.ORANGE, style.GREEN]
 
 
 def fig_symbol_histograms(streams: Mapping[str, np.ndarray], title: str = "") -> go.Figure:
@@ -30,10 +32,10 @@ def fig_symbol_histograms(streams: Mapping[str, np.ndarray], title: str = "") ->
         counts = np.bincount(np.asarray(streams[name], dtype=np.int64).ravel())
         lengths = huffman.length_array(counts)
         used = np.flatnonzero(counts)
-        fig.add_trace(go.Bar(x=used, y=counts[used], marker_color=PALETTE[0], name="count", showlegend=col == 1,
+        fig.add_trace(go.Bar(x=used, y=counts[used], marker_color=style.BLUE, name="count", showlegend=col == 1,
                              legendgroup="count",
                              hovertemplate="symbol %{x}: %{y:,} times<extra></extra>"), row=1, col=col)
-        fig.add_trace(go.Scatter(x=used, y=lengths[used], mode="markers", marker=dict(color=PALETTE[3], size=7),
+        fig.add_trace(go.Scatter(x=used, y=lengths[used], mode="markers", marker=dict(color=style.VERMILLION, size=7),
                                  name="Huffman code length (bits)", showlegend=col == 1, legendgroup="len",
                                  hovertemplate="symbol %{x}: %{y}-bit codeword<extra></extra>"),
                       row=1, col=col, secondary_y=True)
@@ -106,7 +108,7 @@ def fig_code_table(costs: Sequence[SymbolCost], labels: Mapping[int, str] | None
         [c.codeword for c in rows],
     ]
     fig = go.Figure(go.Table(
-        header=dict(values=[f"<b>{h}</b>" for h in header], fill_color="#e8eef6", align="left"),
+        header=dict(values=[f"<b>{h}</b>" for h in header], fill_color=style.LIGHT_GREY, align="left"),
         cells=dict(values=cells, align="left", font=dict(family="monospace", size=12), height=22),
         columnwidth=[50, 70, 60, 70, 80, 70, 120],
     ))
@@ -128,18 +130,21 @@ def fig_coder_comparison(rows: Sequence[Mapping[str, Any]], title: str = "") -> 
         sel = {f"{r['layer']} {r['stream']}": r for r in rows if r["coder"] == coder}
         payload = [sel[s]["bits_per_symbol"] if s in sel else None for s in streams]
         side = [sel[s]["total_bits_per_symbol"] - sel[s]["bits_per_symbol"] if s in sel else None for s in streams]
-        color = CODER_COLORS.get(coder, "#888888")
+        color = CODER_COLORS.get(coder, style.GREY)
+        pattern = style.pattern(CODER_PATTERNS.get(coder, ""))
         custom = [[sel[s]["payload_bytes"], sel[s]["side_bytes"], sel[s]["n_symbols"]] if s in sel else [0, 0, 0]
                   for s in streams]
         fig.add_trace(go.Bar(
-            x=streams, y=payload, name=coder, marker_color=color, offsetgroup=coder, legendgroup=coder,
+            x=streams, y=payload, name=coder, marker_color=color, marker_pattern=pattern,
+            offsetgroup=coder, legendgroup=coder,
             customdata=custom,
             hovertemplate=("%{x}, " + coder + ": %{y:.3f} bits/symbol<br>%{customdata[0]:,.0f} bytes payload"
                            " for %{customdata[2]:,} symbols<extra></extra>"),
         ))
         if any(v for v in side if v):
             fig.add_trace(go.Bar(
-                x=streams, y=side, base=payload, name=f"{coder}: table", marker_color=color, opacity=0.35,
+                x=streams, y=side, base=payload, name=f"{coder}: table", marker_color=color, marker_pattern=pattern,
+                opacity=0.35,
                 offsetgroup=coder, legendgroup=coder, showlegend=False, customdata=custom,
                 hovertemplate=("%{x}, " + coder + " side information: +%{y:.3f} bits/symbol"
                                " (%{customdata[1]:,} bytes)<extra></extra>"),
@@ -161,13 +166,14 @@ def fig_symbol_costs(costs: Sequence[SymbolCost], title: str = "") -> go.Figure:
     rows = list(costs)
     x = [str(c.symbol) for c in rows]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.08)
-    fig.add_trace(go.Bar(x=x, y=[c.ideal_bits for c in rows], name="ideal: -log2 p", marker_color=PALETTE[2],
+    fig.add_trace(go.Bar(x=x, y=[c.ideal_bits for c in rows], name="ideal: -log2 p", marker_color=style.GREEN,
+                         marker_pattern=style.pattern("/"),
                          hovertemplate="symbol %{x}: %{y:.3f} bits ideally<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=x, y=[c.huffman_bits for c in rows], name="Huffman codeword", marker_color=PALETTE[0],
+    fig.add_trace(go.Bar(x=x, y=[c.huffman_bits for c in rows], name="Huffman codeword", marker_color=style.BLUE,
                          hovertemplate="symbol %{x}: %{y}-bit codeword<extra></extra>"), row=1, col=1)
     excess = [c.probability * c.excess_bits for c in rows]
     fig.add_trace(go.Bar(x=x, y=excess, name="p x (Huffman - ideal)",
-                         marker_color=[PALETTE[3] if e > 0 else PALETTE[2] for e in excess],
+                         marker_color=[style.VERMILLION if e > 0 else style.GREEN for e in excess],
                          hovertemplate="symbol %{x}: %{y:+.4f} bits per symbol of the stream<extra></extra>"),
                   row=2, col=1)
     total = sum(excess)
@@ -218,11 +224,11 @@ def _add_waterfall(fig: go.Figure, stage_bytes: Mapping[str, int]) -> None:
     v = waterfall_values(stage_bytes)
     fig.add_trace(go.Bar(
         x=v["stages"], y=v["sizes"], name="size", marker_color=STAGE_COLORS[: len(v["sizes"])],
-        text=v["text"], textposition="outside", cliponaxis=False, showlegend=False, textfont=dict(color="#222222"),
+        text=v["text"], textposition="outside", cliponaxis=False, showlegend=False, textfont=dict(color=style.BLACK),
         hovertemplate="%{x}: %{y:,} bytes<extra></extra>",
     ), row=1, col=1)
     fig.add_trace(go.Bar(
-        x=v["stages"], y=v["saved"], base=v["sizes"], name="removed by this stage", marker_color="#cccccc",
+        x=v["stages"], y=v["saved"], base=v["sizes"], name="removed by this stage", marker_color=style.LIGHT_GREY,
         opacity=0.6, hovertemplate="%{x} removed %{y:,} bytes<extra></extra>", showlegend=True,
     ), row=1, col=1)
     fig.update_yaxes(type="log", title_text="bytes", range=v["range"], row=1, col=1)
@@ -231,16 +237,18 @@ def _add_waterfall(fig: go.Figure, stage_bytes: Mapping[str, int]) -> None:
 def _add_layer_bits(fig: go.Figure, layers: Sequence[Mapping[str, Any]]) -> None:
     names = [str(r["layer"]) for r in layers]
     groups = (
-        ("P+Q", "weight bits P+Q", "gap bits P+Q", "#bab0ac"),
-        ("+Huffman", "weight bits +H", "gap bits +H", PALETTE[0]),
+        ("P+Q", "weight bits P+Q", "gap bits P+Q", style.GREY, "/"),
+        ("+Huffman", "weight bits +H", "gap bits +H", style.BLUE, ""),
     )
-    for label, wkey, ikey, color in groups:
+    for label, wkey, ikey, color, shape in groups:
         w = [float(r[wkey]) for r in layers]
         i = [float(r[ikey]) for r in layers]
-        fig.add_trace(go.Bar(x=names, y=w, name=f"weight index, {label}", marker_color=color, offsetgroup=label,
+        fig.add_trace(go.Bar(x=names, y=w, name=f"weight index, {label}", marker_color=color,
+                             marker_pattern=style.pattern(shape), offsetgroup=label,
                              hovertemplate="%{x}: %{y:.2f} bits per weight index<extra>" + label + "</extra>"),
                       row=1, col=2)
-        fig.add_trace(go.Bar(x=names, y=i, base=w, name=f"gap, {label}", marker_color=color, opacity=0.5,
+        fig.add_trace(go.Bar(x=names, y=i, base=w, name=f"gap, {label}", marker_color=color,
+                             marker_pattern=style.pattern(shape), opacity=0.5,
                              offsetgroup=label, text=[f"{a + b:.1f}" for a, b in zip(w, i)], textposition="outside",
                              hovertemplate="%{x}: %{y:.2f} bits per gap<extra>" + label + "</extra>"),
                       row=1, col=2)
@@ -252,11 +260,11 @@ def fig_coder_sizes(sizes: Sequence[CoderSize], title: str = "") -> go.Figure:
     fig = go.Figure()
     names = [s.coder for s in sizes]
     fig.add_trace(go.Bar(x=names, y=[s.payload_bytes for s in sizes], name="payload",
-                         marker_color=[CODER_COLORS.get(n, "#888") for n in names],
+                         marker_color=[CODER_COLORS.get(n, style.GREY) for n in names],
                          text=[f"{s.total_bytes:,.0f} B, {s.total_bits_per_symbol:.2f} bits/symbol" for s in sizes],
                          textposition="outside", cliponaxis=False,
                          hovertemplate="%{x}: %{y:,.0f} bytes<extra>payload</extra>"))
-    fig.add_trace(go.Bar(x=names, y=[s.side_bytes for s in sizes], name="table / model", marker_color="#dddddd",
+    fig.add_trace(go.Bar(x=names, y=[s.side_bytes for s in sizes], name="table / model", marker_color=style.LIGHT_GREY,
                          hovertemplate="%{x}: %{y:,} bytes<extra>side information</extra>"))
     fig.update_layout(template="plotly_white", barmode="stack", height=360, title=title or "Bytes per coder",
                       yaxis=dict(title="bytes"))

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dclab.pipeline.session import LayerView
+from dclab.viz import style
 
-KEPT_COLOR, PRUNED_COLOR, CUT_COLOR, CENTROID_COLOR = "#4c78a8", "#c9c9c9", "#e45756", "#f58518"
 STAGE_LABELS = ("dense", "pruning", "quantization", "Huffman", ".dcz file")
 """The waterfall's bars: the dense size, the three savings, and the file."""
 
@@ -80,22 +80,22 @@ def fig_compression(
         subplot_titles=(_hist_title(view), "size of the model (real bytes)"),
     )
     hist = histogram_data(view)
-    fig.add_trace(go.Bar(marker_color=KEPT_COLOR, hovertemplate="%{y:,} kept at %{x:.3g}<extra></extra>",
+    fig.add_trace(go.Bar(marker_color=style.KEPT, hovertemplate="%{y:,} kept at %{x:.3g}<extra></extra>",
                          **hist[0]), row=1, col=1)
-    fig.add_trace(go.Bar(marker_color=PRUNED_COLOR, hovertemplate="%{y:,} pruned at %{x:.3g}<extra></extra>",
+    fig.add_trace(go.Bar(marker_color=style.REMOVED, hovertemplate="%{y:,} pruned at %{x:.3g}<extra></extra>",
                          **hist[1]), row=1, col=1)
-    fig.add_trace(go.Scatter(mode="lines", line=dict(color=CUT_COLOR, dash="dash", width=2),
+    fig.add_trace(go.Scatter(mode="lines", line=dict(color=style.CUT, dash="dash", width=2),
                              hoverinfo="skip", **hist[2]), row=1, col=1)
-    fig.add_trace(go.Scatter(mode="markers", marker=dict(symbol="triangle-up", size=9, color=CENTROID_COLOR,
-                                                         line=dict(width=0.5, color="black")),
+    fig.add_trace(go.Scatter(mode="markers", marker=dict(symbol="triangle-up", size=9, color=style.CENTROID,
+                                                         line=dict(width=0.5, color=style.BLACK)),
                              hovertemplate="centroid %{x:.4g}<extra></extra>", **hist[3]), row=1, col=1)
     fig.add_trace(go.Waterfall(
         textposition="outside", cliponaxis=False, showlegend=False, constraintext="none",
         textfont=dict(size=12),
-        connector=dict(line=dict(color="#999", width=1)),
-        decreasing=dict(marker=dict(color="#54a24b")),
-        increasing=dict(marker=dict(color="#e45756")),
-        totals=dict(marker=dict(color="#4c78a8")),
+        connector=dict(line=dict(color=style.GREY, width=1)),
+        decreasing=dict(marker=dict(color=style.GREEN)),
+        increasing=dict(marker=dict(color=style.VERMILLION)),
+        totals=dict(marker=dict(color=style.BLUE)),
         hovertemplate="%{x}: %{text}<extra></extra>",
         **waterfall_data(stage_bytes, file_bytes, huffman),
     ), row=1, col=2)

@@ -1,4 +1,4 @@
-"""Figures for notebook 01's hardware half: the roofline, the energy table, the energy of weight fetches."""
+"""Figures for notebook 01's hardware half: the roofline, dense vs sparse timings, the energy table, the energy of weight fetches."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dclab.hardware import ENERGY_45NM_PJ, LayerCost, Roofline, WeightEnergy
+from dclab.hardware import ENERGY_45NM_PJ, LayerCost, Roofline, SparseTiming, WeightEnergy
+from dclab.viz import style
 
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
-DRAM_COLOR, SRAM_COLOR = "#e45756", "#54a24b"
-BATCH_SYMBOLS = ["circle", "diamond", "square", "triangle-up"]
+DRAM_COLOR, SRAM_COLOR = style.VERMILLION, style.GREEN
+"""Off-chip DRAM and on-chip SRAM, in every figure of this module (Okabe-Ito, from ``dclab.viz.style``)."""
 
 
 def fig_roofline(roofline: Roofline, costs: Mapping[str, Sequence[LayerCost]]) -> go.Figure:
@@ -32,7 +32,7 @@ def fig_roofline(roofline: Roofline, costs: Mapping[str, Sequence[LayerCost]]) -
             x=xs,
             y=[roofline.attainable(x) / 1e9 for x in xs],
             mode="lines",
-            line=dict(color="black", width=3),
+            line=dict(color=style.BLACK, width=3),
             name="roofline",
             hovertemplate="intensity %{x:.3g} FLOP/B<br>at most %{y:.3g} GFLOP/s<extra>roofline</extra>",
         )
@@ -50,8 +50,8 @@ def fig_roofline(roofline: Roofline, costs: Mapping[str, Sequence[LayerCost]]) -
                     mode="markers+text",
                     text=[c.name for c in layer],
                     textposition="top center" if j == 0 else "bottom center",
-                    marker=dict(size=12, color=PALETTE[i % len(PALETTE)], symbol=BATCH_SYMBOLS[j % len(BATCH_SYMBOLS)],
-                                line=dict(width=1, color="white")),
+                    marker=dict(size=12, color=style.SERIES[i % len(style.SERIES)],
+                                symbol=style.MARKERS[j % len(style.MARKERS)]),
                     name=f"{title}, batch {batch}",
                     customdata=[[c.flops / 1e6, c.bytes / 1e3, roofline.bound(c.intensity)] for c in layer],
                     hovertemplate=(
@@ -65,9 +65,9 @@ def fig_roofline(roofline: Roofline, costs: Mapping[str, Sequence[LayerCost]]) -
         showarrow=True, arrowhead=2, ax=40, ay=40,
     )
     fig.add_annotation(x=math.log10(lo * 1.8), y=math.log10(roofline.attainable(lo * 1.8) / 1e9), text="memory-bound",
-                       showarrow=False, textangle=-38, yshift=14, font=dict(color="#555"))
+                       showarrow=False, textangle=-38, yshift=14, font=dict(color=style.BLACK))
     fig.add_annotation(x=math.log10(hi / 1.5), y=math.log10(gflops), text="compute-bound", showarrow=False,
-                       yshift=28, xanchor="right", font=dict(color="#555"))
+                       yshift=28, xanchor="right", font=dict(color=style.BLACK))
     fig.update_layout(
         title=f"Roofline of this {roofline.device.upper()} ({roofline.threads} threads): "
         f"{gflops:.0f} GFLOP/s fp32 matmul, {roofline.bandwidth / 1e9:.1f} GB/s",
@@ -80,12 +80,58 @@ def fig_roofline(roofline: Roofline, costs: Mapping[str, Sequence[LayerCost]]) -
     return fig
 
 
+def fig_sparse_timings(records: Sequence[SparseTiming], title: str = "") -> go.Figure:
+    """Time per product against density, dense vs ``torch.sparse`` CSR, one panel per batch size (notebook 01).
+
+    Each panel also draws two ideals, from the dense time at the highest density: CSR if time
+    followed the weight bytes read (x CSR bytes / dense bytes, the memory roof's promise) and
+    if it followed the multiply-adds (x kept / kept at that density, the compute roof's).
+    Traces per panel, in order: dense, CSR, bytes ideal, multiply-add ideal. Density falls to the right.
+    """
+    batches = sorted({r.batch_size for r in records})
+    if not batches:
+        raise ValueError("fig_sparse_timings needs the records of hardware.time_sparse_matvec")
+    fig = make_subplots(rows=1, cols=len(batches), subplot_titles=[f"batch {b}" for b in batches],
+                        horizontal_spacing=0.1)
+    for col, batch in enumerate(batches, start=1):
+        rs = sorted((r for r in records if r.batch_size == batch), key=lambda r: -r.density)
+        x = [100 * r.density for r in rs]
+        full = max(rs, key=lambda r: r.density)
+        lines = [
+            ("dense (zeros stored)", [r.dense_s for r in rs]),
+            ("torch.sparse CSR", [r.sparse_s for r in rs]),
+            ("CSR if time followed the weight bytes", [full.dense_s * r.sparse_bytes / full.dense_bytes for r in rs]),
+            ("CSR if time followed the multiply-adds", [full.dense_s * r.kept / full.kept for r in rs]),
+        ]
+        for i, (name, ys) in enumerate(lines):
+            look = style.series(i)
+            fig.add_trace(go.Scatter(
+                x=x, y=[1e6 * y for y in ys], mode="lines+markers", name=name, legendgroup=name,
+                showlegend=col == 1,
+                line=dict(color=look["color"], dash=look["dash"], width=1.5 if i >= 2 else 2.5),
+                marker=dict(symbol=look["symbol"], size=8, color=look["color"]),
+                customdata=[[r.kept, r.speedup] for r in rs],
+                hovertemplate=f"{name}<br>density %{{x:.3g}}% (%{{customdata[0]:,}} weights kept)<br>"
+                              "%{y:.4g} µs per product<br>dense / CSR: %{customdata[1]:.2f}x<extra></extra>",
+            ), row=1, col=col)
+        fig.update_xaxes(type="log", autorange="reversed", title="density (% of weights kept)", tickvals=x,
+                         ticktext=[f"{v:g}%" for v in x], row=1, col=col)
+        fig.update_yaxes(type="log", title="µs per product" if col == 1 else None, row=1, col=col)
+    first = records[0]
+    fig.update_layout(
+        title=title or f"{first.shape[0]} x {first.shape[1]} layer, dense vs CSR: time per product on "
+                       f"{first.threads} thread{'s' if first.threads > 1 else ''}, fastest of repeats",
+        template="plotly_white", height=420, legend=dict(orientation="h", y=-0.22),
+    )
+    return fig
+
+
 def _energy_kind(op: str) -> tuple[str, str]:
     if "read" in op:
-        return "memory", "#e45756"
+        return "memory", DRAM_COLOR
     if "float" in op:
-        return "float arithmetic", "#4c78a8"
-    return "integer arithmetic", "#54a24b"
+        return "float arithmetic", style.BLUE
+    return "integer arithmetic", style.ORANGE
 
 
 def fig_energy_table(energy: Mapping[str, float] = ENERGY_45NM_PJ) -> go.Figure:
@@ -141,7 +187,7 @@ def weight_energy_data(before: WeightEnergy, after: WeightEnergy, sram_bytes: fl
         "bytes": [e.model_bytes for e in both] + [sram_bytes],
         "bytes_text": [fmt_bytes(e.model_bytes) + (" (fits)" if e.fits_on_chip else " (too big)") for e in both]
         + [fmt_bytes(sram_bytes)],
-        "bytes_color": [SRAM_COLOR if e.fits_on_chip else DRAM_COLOR for e in both] + ["#999999"],
+        "bytes_color": [SRAM_COLOR if e.fits_on_chip else DRAM_COLOR for e in both] + [style.GREY],
         "dram": [e.dram_pj / 1e6 for e in both],
         "sram": [e.sram_pj / 1e6 for e in both],
         "dram_text": [fmt_energy(e.dram_pj) + ("" if e.fits_on_chip else " (used)") for e in both],

@@ -9,8 +9,7 @@ import plotly.graph_objects as go
 import torch
 
 from dclab.numformats import Format, FormatInfo, cast_weight
-
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"]
+from dclab.viz import style
 
 
 def fig_format_ranges(rows: Sequence[FormatInfo]) -> go.Figure:
@@ -20,10 +19,10 @@ def fig_format_ranges(rows: Sequence[FormatInfo]) -> go.Figure:
     for r in rows:
         if r.min_subnormal < r.min_normal:
             fig.add_trace(go.Scatter(x=[r.min_subnormal, r.min_normal], y=[r.name] * 2, mode="lines",
-                                     line=dict(color="#bbbbbb", width=10), showlegend=r is rows[0],
+                                     line=dict(color=style.LIGHT_GREY, width=10), showlegend=r is rows[0],
                                      name="subnormals", legendgroup="sub", hoverinfo="skip"))
         fig.add_trace(go.Scatter(
-            x=[r.min_normal, r.max], y=[r.name] * 2, mode="lines+markers", line=dict(color="#4c78a8", width=10),
+            x=[r.min_normal, r.max], y=[r.name] * 2, mode="lines+markers", line=dict(color=style.BLUE, width=10),
             name="normal range" if r.min_subnormal < r.min_normal else "range", legendgroup="normal",
             showlegend=r is rows[0],
             customdata=[[r.bits, r.epsilon, r.min_subnormal]] * 2,
@@ -65,7 +64,7 @@ def fig_format_errors(w: torch.Tensor, formats: Mapping[str, Format | str], titl
         counts = torch.histc(logs[name].clamp(lo, hi), bins=bins, min=lo, max=hi) if logs[name].numel() else torch.zeros(bins)
         exact = int((err == 0).sum())
         fig.add_trace(go.Scatter(
-            x=centers, y=counts.tolist(), mode="lines", line_shape="hvh", line=dict(color=PALETTE[i % len(PALETTE)], width=2),
+            x=centers, y=counts.tolist(), mode="lines", line_shape="hvh", line=style.line(i, width=2),
             name=f"{name} (max {float(err.abs().max()):.2g}; {100 * exact / err.numel():.0f}% exact)",
             hovertemplate="|error| ~ 10^%{x:.1f}: %{y} weights<extra>" + name + "</extra>",
         ))
@@ -91,7 +90,7 @@ def fig_format_accuracy(accuracy: Mapping[str, Mapping[str, float]], reference: 
         text = [f"{e:.2f}%" + ("" if ref is None or f == reference else f" ({100 * (ref - per_format[f]):+.2f})")
                 for e, f in zip(err, fmts)]
         fig.add_trace(go.Bar(x=fmts, y=err, name=model, text=text, textposition="outside",
-                             marker_color=PALETTE[i % len(PALETTE)],
+                             marker_color=style.SERIES[i % len(style.SERIES)], marker_pattern=style.pattern(i),
                              hovertemplate="%{x}: test error %{y:.2f}%<extra>" + model + "</extra>"))
     top = max(100 * (1 - a) for per in accuracy.values() for a in per.values())
     fig.update_layout(

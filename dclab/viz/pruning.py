@@ -1,4 +1,4 @@
-"""Figures for notebook 02 (pruning): weight histograms, pruning curves, layer sensitivity.
+"""Figures for notebook 02 (pruning): weight histograms, pruning curves, layer sensitivity, how to retrain.
 
 Histograms are drawn as bars over fixed bin edges (``histogram_edges``), so a
 widget sends counts, not hundreds of thousands of weights, on each change.
@@ -12,11 +12,13 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-BEFORE = "#9aa5b1"
-KEPT = "#4c78a8"
-RETRAINED = "#54a24b"
-CUT = "#e45756"
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
+from dclab.viz import style
+
+BEFORE = style.GREY
+KEPT = style.KEPT
+RETRAINED = style.GREEN
+CUT = style.CUT
+PALETTE = list(style.SERIES)
 
 
 def histogram_edges(w: torch.Tensor, n_bins: int = 121, margin: float = 1.1, coverage: float = 0.998) -> np.ndarray:
@@ -102,7 +104,7 @@ def fig_pruning_curves(curves: Mapping, title: str = "LeNet-300-100") -> go.Figu
         loss = [100 * (base - a) for a in curves[key]]
         fig.add_trace(go.Scatter(x=x, y=loss, mode="lines+markers", name=name, line=dict(color=color, dash=dash),
                                  hovertemplate="%{x:.0f}% pruned: %{y:+.2f} points<extra>" + name + "</extra>"))
-    fig.add_hline(y=0, line=dict(color="#888", width=1))
+    fig.add_hline(y=0, line=dict(color=style.GREY, width=1))
     worst = max(100 * (base - a) for a in curves["retrained"] + curves["iterative"])
     fig.update_layout(
         template="plotly_white", height=420,
@@ -118,16 +120,76 @@ def fig_sensitivity(sens: Mapping, title: str = "LeNet-300-100") -> go.Figure:
     """Test accuracy with one layer pruned at a time, no retraining (notebook 02; pruning paper Fig. 6)."""
     fig = go.Figure()
     x = [100 * s for s in sens["sparsity"]]
+    kinds = sens.get("kinds", {})
     for i, (layer, acc) in enumerate(sens["accuracy"].items()):
         n = sens.get("weights", {}).get(layer)
-        name = f"{layer} ({n:,} weights)" if n else layer
+        kind = f"{kinds[layer]}, " if layer in kinds else ""
+        name = f"{layer} ({kind}{n:,} weights)" if n else layer
+        look = style.series(i)
         fig.add_trace(go.Scatter(x=x, y=[100 * a for a in acc], mode="lines+markers", name=name,
-                                 line=dict(color=PALETTE[i % len(PALETTE)]),
+                                 line=dict(color=look["color"], dash=look["dash"]),
+                                 marker=dict(symbol=look["symbol"], size=8),
                                  hovertemplate="%{x:.0f}% pruned: %{y:.2f}%<extra>" + layer + "</extra>"))
     fig.update_layout(template="plotly_white", height=400,
                       title=f"{title}: sensitivity of each layer to pruning (the others untouched, no retraining)",
                       xaxis=dict(title="parameters pruned away in that layer (%)"),
                       yaxis=dict(title="test accuracy (%)"), legend=dict(x=0.02, y=0.05))
+    return fig
+
+
+def _reference_lines(fig: go.Figure, res: Mapping, row: int, col: int) -> None:
+    """Dotted lines at the unpruned accuracy and at the pruned one before retraining."""
+    for key, name, look, where in (("baseline", "unpruned", "dot", "top left"),
+                                   ("no_retraining", "pruned, no retraining", "dashdot", "bottom right")):
+        fig.add_hline(y=100 * res[key], line=dict(color=style.GREY, dash=look, width=1.5), row=row, col=col,
+                      annotation_text=f"{name}: {100 * res[key]:.2f}%", annotation_position=where)
+
+
+def fig_regularization(res: Mapping) -> go.Figure:
+    """Accuracy after retraining with L2 weight decay vs an L1 penalty of each strength, and the survivors'
+    mean |w| (notebook 02; the pruning paper's L1 vs L2 comparison). ``res``: ``regularization_comparison``."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("test accuracy after retraining", "mean |w| of the kept weights"))
+    for i, (key, name) in enumerate((("l2", "L2 weight decay"), ("l1", "L1 penalty"))):
+        look = style.series(i)
+        line, marker = dict(color=look["color"], dash=look["dash"]), dict(symbol=look["symbol"], size=9)
+        fig.add_trace(go.Scatter(x=res["strength"], y=[100 * a for a in res[key]], mode="lines+markers", name=name,
+                                 line=line, marker=marker, legendgroup=key,
+                                 hovertemplate="strength %{x:g}: %{y:.2f}%<extra>" + name + "</extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=res["strength"], y=res[f"{key}_mean_abs"], mode="lines+markers", name=name,
+                                 line=line, marker=marker, legendgroup=key, showlegend=False,
+                                 hovertemplate="strength %{x:g}: mean |w| %{y:.4f}<extra>" + name + "</extra>"),
+                      row=1, col=2)
+    _reference_lines(fig, res, 1, 1)
+    fig.update_xaxes(type="log", title_text="regularization strength (weight_decay or l1)")
+    fig.update_yaxes(title_text="accuracy (%)", range=[0, 106], row=1, col=1)
+    fig.update_yaxes(title_text="mean |w|", rangemode="tozero", row=1, col=2)
+    fig.update_layout(template="plotly_white", height=400, legend=dict(orientation="h", y=-0.25),
+                      title=f"Retraining after pruning {100 * res['sparsity']:.0f}%: L2 vs L1, same budget",
+                      margin=dict(t=70, b=40, l=60, r=20))
+    return fig
+
+
+def fig_retrain_lr(res: Mapping) -> go.Figure:
+    """Test accuracy while retraining a pruned network at several learning rates (notebook 02).
+
+    ``res``: ``lessons.pruning.retrain_lr_comparison`` (one curve per factor of the original rate).
+    """
+    fig = go.Figure()
+    for i, (factor, lr, curve) in enumerate(zip(res["factor"], res["lr"], res["curves"])):
+        look = style.series(i)
+        name = f"lr {lr:g} ({'the original' if factor == 1 else f'1/{round(1 / factor)} of the original'})"
+        fig.add_trace(go.Scatter(x=res["steps"], y=[100 * a for a in curve], mode="lines+markers", name=name,
+                                 line=dict(color=look["color"], dash=look["dash"]),
+                                 marker=dict(symbol=look["symbol"], size=8),
+                                 hovertemplate="step %{x}: %{y:.2f}%<extra>" + name + "</extra>"))
+    fig.add_hline(y=100 * res["baseline"], line=dict(color=style.GREY, dash="dot", width=1.5),
+                  annotation_text=f"unpruned: {100 * res['baseline']:.2f}%", annotation_position="top left")
+    low = min(min(curve) for curve in res["curves"])
+    fig.update_layout(template="plotly_white", height=400, legend=dict(x=0.55, y=0.3),
+                      title=f"Retraining after pruning {100 * res['sparsity']:.0f}%: the learning rate",
+                      xaxis=dict(title=f"retraining step (batches of 128, {res['train_digits']:,} digits)"),
+                      yaxis=dict(title="test accuracy (%)", range=[100 * low - 2, 100 * res["baseline"] + 2]))
     return fig
 
 

@@ -11,16 +11,16 @@ import torch
 from plotly.subplots import make_subplots
 
 from dclab.algorithms.quantize import Codebook
+from dclab.viz import style
 from dclab.viz.pruning import BEFORE, hist_counts, histogram_edges
 
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d",
-           "#bab0ac", "#eeca3b"]
-CENTROID = "#e45756"
+PALETTE = list(style.SERIES)  # clusters, in order of their centroid (cycling beyond eight)
+CENTROID = style.CENTROID
 METHODS = {  # Figure 6's four curves: key, label, colour, marker
-    "pruning+quantization": ("pruning + quantization", "#e45756", "circle"),
-    "pruning": ("pruning only", "#4c78a8", "square"),
-    "quantization": ("quantization only", "#54a24b", "diamond"),
-    "svd": ("SVD (low rank)", "#9d755d", "triangle-up"),
+    "pruning+quantization": ("pruning + quantization", style.VERMILLION, "circle"),
+    "pruning": ("pruning only", style.BLUE, "square"),
+    "quantization": ("quantization only", style.GREEN, "diamond"),
+    "svd": ("SVD (low rank)", style.PURPLE, "triangle-up"),
 }
 
 
@@ -85,7 +85,7 @@ def fig_clusters(w: torch.Tensor, codebook: Codebook, layer: str = "", n_points:
                          marker_line_width=0, hovertemplate="w ~ %{x:.3f}: %{y} weights<extra></extra>"),
                   row=1, col=1)
     x, y = centroid_lines(c, float(counts.max()))
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color="black", dash="dot", width=1),
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=style.BLACK, dash="dot", width=1),
                              hoverinfo="skip"), row=1, col=1)
     flat = w.detach().reshape(-1)
     pick = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:n_points]
@@ -94,7 +94,7 @@ def fig_clusters(w: torch.Tensor, codebook: Codebook, layer: str = "", n_points:
                              marker=dict(size=4, color=[PALETTE[int(i) % len(PALETTE)] for i in idx]),
                              hovertemplate="w %{x:.4f} -> %{y:.4f}<extra></extra>"), row=1, col=2)
     lim = [float(edges[0]), float(edges[-1])]
-    fig.add_trace(go.Scatter(x=lim, y=lim, mode="lines", line=dict(color="#bbb", dash="dash"), hoverinfo="skip"),
+    fig.add_trace(go.Scatter(x=lim, y=lim, mode="lines", line=dict(color=style.LIGHT_GREY, dash="dash"), hoverinfo="skip"),
                   row=1, col=2)
     fig.update_xaxes(title_text="weight")
     fig.update_yaxes(title_text="weights", row=1, col=1)
@@ -116,7 +116,7 @@ def fig_paper_example(ex: Mapping) -> go.Figure:
 
     def grid(values: np.ndarray, text_fmt: str, col: int) -> None:
         text = [[format(v, text_fmt) for v in row] for row in values]
-        fig.add_trace(go.Heatmap(z=idx, text=text, texttemplate="%{text}", textfont=dict(size=15, color="white"),
+        fig.add_trace(go.Heatmap(z=idx, text=text, texttemplate="%{text}", textfont=dict(size=15, color=style.WHITE),
                                  colorscale=colorscale, zmin=0, zmax=k - 1, showscale=False, xgap=3, ygap=3,
                                  hoverinfo="skip"), row=1, col=col)
 
@@ -127,11 +127,11 @@ def fig_paper_example(ex: Mapping) -> go.Figure:
     order = np.argsort(-c)
     fig.add_trace(go.Table(
         header=dict(values=["index", "centroid", "sum of gradients", f"centroid - {ex['lr']:g} x sum"],
-                    fill_color="#eee", align="center"),
+                    fill_color=style.LIGHT_GREY, align="center"),
         cells=dict(values=[[str(i) for i in order], [f"{c[i]:.2f}" for i in order], [f"{g[i]:+.2f}" for i in order],
                            [f"{f[i]:.2f}" for i in order]],
-                   fill_color=[[PALETTE[i] for i in order], "white", "white", "white"],
-                   font=dict(color=[["white"] * k, "black", "black", "black"], size=14), align="center", height=30),
+                   fill_color=[[PALETTE[i] for i in order], style.WHITE, style.WHITE, style.WHITE],
+                   font=dict(color=[[style.WHITE] * k, style.BLACK, style.BLACK, style.BLACK], size=14), align="center", height=30),
     ), row=1, col=4)
     for col in (1, 2, 3):
         fig.update_xaxes(visible=False, row=1, col=col)
@@ -150,7 +150,7 @@ def fig_accuracy_vs_bits(res: Mapping, title: str = "LeNet-5") -> go.Figure:
         fig.add_trace(go.Scatter(x=res["bits"], y=[100 * a for a in res[kind]], mode="lines+markers",
                                  name=names[kind], line=dict(color=PALETTE[i]),
                                  hovertemplate="%{x} bits: %{y:.2f}%<extra>" + kind + "</extra>"))
-    fig.add_hline(y=100 * res["baseline"], line=dict(color="#888", dash="dot"),
+    fig.add_hline(y=100 * res["baseline"], line=dict(color=style.GREY, dash="dot"),
                   annotation_text=f"fp32 {100 * res['baseline']:.2f}%", annotation_position="bottom right")
     low = min(100 * a for k in ("conv", "fc") if k in res for a in res[k])
     fig.update_layout(template="plotly_white", height=400,
@@ -214,7 +214,7 @@ def fig_compression_tradeoff(res: Mapping, title: str = "LeNet-300-100") -> go.F
             hovertemplate=("size %{x:.2f}% (%{customdata[1]:.1f}x, %{customdata[2]:,} B), setting %{customdata[0]}: "
                            "loss %{y:+.2f} points<extra>" + label + "</extra>"),
         ))
-    fig.add_hline(y=0, line=dict(color="#888", width=1))
+    fig.add_hline(y=0, line=dict(color=style.GREY, width=1))
     fig.update_layout(
         template="plotly_white", height=440,
         title=f"{title}: accuracy loss vs model size after compression (baseline {100 * res['baseline']:.2f}%)",
@@ -234,7 +234,7 @@ def fig_trained_quantization(res: Mapping, layer: str) -> go.Figure:
                                         "test accuracy"))
     trace = np.asarray(res["centroids"][layer])
     for i in range(trace.shape[1]):
-        fig.add_trace(go.Scatter(x=res["steps"], y=trace[:, i], mode="lines", line=dict(color=PALETTE[i % 10]),
+        fig.add_trace(go.Scatter(x=res["steps"], y=trace[:, i], mode="lines", line=dict(color=PALETTE[i % len(PALETTE)]),
                                  name=f"centroid {i}",
                                  hovertemplate="step %{x}: %{y:.4f}<extra>centroid " + str(i) + "</extra>"),
                       row=1, col=1)
@@ -243,11 +243,79 @@ def fig_trained_quantization(res: Mapping, layer: str) -> go.Figure:
                              text=[f"{a:.2f}%" for a in acc], textposition="top center",
                              line=dict(color=CENTROID)), row=1, col=2)
     fig.add_trace(go.Scatter(x=[0, max(1, len(acc) - 1)], y=[100 * res["baseline"]] * 2, mode="lines",
-                             name="fp32 baseline", line=dict(color="#888", dash="dot")), row=1, col=2)
+                             name="fp32 baseline", line=dict(color=style.GREY, dash="dot")), row=1, col=2)
     fig.update_xaxes(title_text="optimizer step", row=1, col=1)
     fig.update_xaxes(title_text="fine-tuning epoch", dtick=1, row=1, col=2)
     fig.update_yaxes(title_text="shared weight value", row=1, col=1)
     lo = min(acc + [100 * res["baseline"]])
     fig.update_yaxes(title_text="accuracy (%)", range=[math.floor(lo - 1), 100], row=1, col=2)
     fig.update_layout(template="plotly_white", height=380, showlegend=False, margin=dict(t=40, b=40, l=60, r=20))
+    return fig
+
+
+def _error_trace(bits: list, accuracy: list, name: str, i: int, dash: str | None = None) -> go.Scatter:
+    """Test error (%) vs bits as one line; colour, dash and marker from ``style.series(i)``."""
+    look = style.series(i)
+    return go.Scatter(x=bits, y=[100 * (1 - a) for a in accuracy], mode="lines+markers", name=name,
+                      line=dict(color=look["color"], dash=dash or look["dash"], width=2),
+                      marker=dict(symbol=look["symbol"], size=8, color=look["color"]),
+                      customdata=[100 * a for a in accuracy],
+                      hovertemplate="%{x} bits: error %{y:.2f}% (accuracy %{customdata:.2f}%)<extra>" + name + "</extra>")
+
+
+def _fp32_trace(bits: list, accuracy: float, name: str, color: str) -> go.Scatter:
+    """A network's float32 error as a dotted line across the bits, named in the legend (log axes misplace
+    ``add_hline``'s annotations)."""
+    error = 100 * (1 - accuracy)
+    return go.Scatter(x=[min(bits), max(bits)], y=[error, error], mode="lines", name=f"{name}: {error:.2f}%",
+                      line=dict(color=color, dash="dot", width=1), hovertemplate=f"{name}: {error:.2f}%<extra></extra>")
+
+
+def _error_axis(fig: go.Figure, **where) -> None:
+    ticks = [0.5, 1, 2, 5, 10, 20, 50, 100]
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}%" for t in ticks],
+                     title_text="test error (log scale)", **where)
+
+
+def fig_pruned_vs_dense_bits(res: Mapping, title: str = "LeNet-300-100") -> go.Figure:
+    """Test error vs bits for the dense and the pruned network, every layer shared: Figure 7 (notebook 03).
+
+    As in the paper, solid is the pruned network, dashed the unpruned one; each network's own
+    float32 error is a dotted line of its colour.
+    """
+    fig = go.Figure()
+    pruned = f"pruned ({100 * res['sparsity']:.0f}% removed), then shared"
+    rows = ((pruned, res["pruned_quantized"], res["pruned"], 0, "solid"),
+            ("dense, shared", res["dense_quantized"], res["baseline"], 1, "dash"))
+    for name, accuracy, fp32, i, dash in rows:
+        fig.add_trace(_error_trace(res["bits"], accuracy, name, i, dash))
+        fig.add_trace(_fp32_trace(res["bits"], fp32, f"{name.split(',')[0]}, float32", style.series(i)["color"]))
+    _error_axis(fig)
+    fig.update_layout(template="plotly_white", height=420, legend=dict(x=0.55, y=0.95),
+                      title=f"{title}: does pruning hurt quantization? (k-means, no retraining after sharing)",
+                      xaxis=dict(title="bits per weight index (2**bits shared values; pruned: index 0 = 0.0)",
+                                 dtick=1))
+    return fig
+
+
+def fig_uniform_vs_kmeans(res: Mapping, title: str = "LeNet-300-100") -> go.Figure:
+    """A uniform grid vs k-means at equal bits: test error and squared error (notebook 03)."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("test error, every layer shared", "squared error, sum of (w - shared value)^2"))
+    names = {"kmeans": "k-means (learned levels)", "uniform": "uniform grid (evenly spaced levels)"}
+    for i, grid in enumerate(("kmeans", "uniform")):
+        look = style.series(i)
+        fig.add_trace(_error_trace(res["bits"], res["accuracy"][grid], names[grid], i).update(legendgroup=grid),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=res["bits"], y=res["sse"][grid], mode="lines+markers", name=names[grid],
+                                 legendgroup=grid, showlegend=False,
+                                 line=dict(color=look["color"], dash=look["dash"], width=2),
+                                 marker=dict(symbol=look["symbol"], size=8, color=look["color"]),
+                                 hovertemplate="%{x} bits: %{y:.3g}<extra>" + names[grid] + "</extra>"), row=1, col=2)
+    fig.add_trace(_fp32_trace(res["bits"], res["baseline"], "float32", style.GREY), row=1, col=1)
+    fig.update_xaxes(title_text="bits per weight (2**bits levels)", dtick=1)
+    _error_axis(fig, row=1, col=1)
+    fig.update_yaxes(type="log", title_text="squared error (log scale)", row=1, col=2)
+    fig.update_layout(template="plotly_white", height=420, legend=dict(orientation="h", x=0, y=-0.2),
+                      title=f"{title}: the same bits, evenly spaced or learned levels (no retraining)")
     return fig

@@ -13,13 +13,12 @@ from plotly.subplots import make_subplots
 from dclab.lessons.squeezenet import SizeRow
 from dclab.models.reference import ArchSummary
 from dclab.models.squeezenet import conv_parameters, fire_parameters
+from dclab.viz import style
 
-SQUEEZE = "#f58518"
-EXPAND1 = "#4c78a8"
-EXPAND3 = "#54a24b"
-NEUTRAL = "#9aa5b1"
-PAPER = "#222222"
-KIND_COLORS = {"dense": "#4c78a8", "compressed": "#54a24b", "untrained": "#b279a2"}
+SQUEEZE, EXPAND1, EXPAND3, NEUTRAL = style.ORANGE, style.BLUE, style.GREEN, style.GREY
+KIND_COLORS = {"dense": style.BLUE, "compressed": style.GREEN, "untrained": style.PURPLE}
+KIND_PATTERNS = {"dense": "", "compressed": "/", "untrained": "x"}
+"""Bars of measured sizes differ by kind in colour and in fill pattern."""
 
 
 def _box(fig: go.Figure, x0: float, x1: float, y0: float, y1: float, color: str, text: str) -> None:
@@ -30,7 +29,7 @@ def _box(fig: go.Figure, x0: float, x1: float, y0: float, y1: float, color: str,
 
 def _arrow(fig: go.Figure, x0: float, y0: float, x1: float, y1: float) -> None:
     fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
-                       showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.5, arrowcolor="#555")
+                       showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.5, arrowcolor=style.DARK_GREY)
 
 
 def fig_fire_module(in_channels: int = 96, s1x1: int = 16, e1x1: int = 64, e3x3: int = 64) -> go.Figure:
@@ -72,7 +71,7 @@ def fig_fire_module(in_channels: int = 96, s1x1: int = 16, e1x1: int = 64, e3x3:
     )
     fig.update_xaxes(visible=False, range=[-5.5, 5.5])
     fig.update_yaxes(visible=False, range=[0, 10])
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white",
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor=style.WHITE,
                       title=f"Fire module ({in_channels} -> s1x1={s1x1} -> e1x1={e1x1} + e3x3={e3x3})")
     return fig
 
@@ -89,12 +88,13 @@ def fig_model_sizes(rows: Sequence[SizeRow], title: str = "Model size: measured 
     fig.add_trace(go.Bar(
         y=labels, x=mb, orientation="h", name="measured here", text=text, textposition="outside", cliponaxis=False,
         marker_color=[KIND_COLORS.get(r.kind, NEUTRAL) for r in rows],
+        marker_pattern=style.pattern([KIND_PATTERNS.get(r.kind, "") for r in rows]),
         hovertemplate="%{y}: %{x:,.4g} MB<extra>measured</extra>",
     ))
     paper = [(r.label, r.paper_bytes / 1e6) for r in rows if r.paper_bytes]
     fig.add_trace(go.Scatter(
         y=[p[0] for p in paper], x=[p[1] for p in paper], mode="markers", name="the paper says",
-        marker=dict(symbol="diamond", size=12, color=PAPER, line=dict(color="white", width=1)),
+        marker=dict(symbol="diamond", size=12, color=style.PAPER, line=dict(color=style.WHITE, width=1)),
         hovertemplate="%{y}: %{x:,.4g} MB<extra>paper</extra>",
     ))
     values = mb + [p[1] for p in paper]
@@ -116,7 +116,7 @@ def fig_parameter_split(summaries: Sequence[ArchSummary]) -> go.Figure:
                customdata=[s.conv_parameters for s in summaries],
                text=[f"{s.conv_parameters / 1e6:.2f}M" for s in summaries], textposition="inside",
                hovertemplate="%{x}: %{customdata:,} conv parameters (%{y:.1f}%)<extra></extra>"),
-        go.Bar(x=titles, y=fc, name="fully connected layers", marker_color=SQUEEZE,
+        go.Bar(x=titles, y=fc, name="fully connected layers", marker_color=SQUEEZE, marker_pattern=style.pattern("/"),
                customdata=[s.fc_parameters for s in summaries],
                text=[f"{s.fc_parameters / 1e6:.1f}M" if s.fc_parameters else "" for s in summaries],
                textposition="inside",
@@ -152,7 +152,7 @@ def fig_design_space(
                              marker=dict(size=14, color=SQUEEZE, symbol="star"),
                              hovertemplate="SR %{x:.3f}: %{y:.2f} MB<extra>your choice</extra>"), row=1, col=1)
     fig.add_trace(go.Scatter(x=list(pct_grid), y=list(mb_vs_pct), mode="lines", name=f"SR = {sr:.3f}",
-                             line=dict(color=EXPAND3), hovertemplate="pct3x3 %{x:.0%}: %{y:.2f} MB<extra></extra>"),
+                             line=dict(color=EXPAND3, dash="dash"), hovertemplate="pct3x3 %{x:.0%}: %{y:.2f} MB<extra></extra>"),
                   row=1, col=2)
     fig.add_trace(go.Scatter(x=[pct3x3], y=[megabytes], mode="markers", showlegend=False,
                              marker=dict(size=14, color=SQUEEZE, symbol="star"),

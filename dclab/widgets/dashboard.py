@@ -87,6 +87,10 @@ def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0)
         f' <span style="color:#555">paper: <b class="dclab-paper-ratio">{PAPER_RATIO.get(snap.network, 0):.0f}x</b>'
         f" for {escape(title)} (with retraining)</span></div>"
         "</div>"
+        f'<div class="dclab-rung" data-rung="{snap.rung}" style="color:#555;margin-top:2px">'
+        f"computed on {escape(snap.rung_label)}"
+        + ("" if snap.retrained else " (choose <i>retrained</i> to see what retraining buys)")
+        + "</div>"
     )
 
 
@@ -178,7 +182,8 @@ def compression_dashboard(
 
     Attributes for tests: ``network``, ``pruning``, ``conv_sparsity``, ``fc_sparsity``,
     ``conv_quality``, ``fc_quality``, ``conv_bits``, ``fc_bits``, ``conv_gap_bits``,
-    ``fc_gap_bits``, ``huffman``, ``init``, ``layer``, ``epochs`` (controls);
+    ``fc_gap_bits``, ``huffman``, ``init``, ``layer``, ``epochs``, ``retrained`` (controls; ``retrained``
+    answers on the nearest rung of the retrained ladder, ``dclab.pipeline.ladder``, when the session has one);
     ``finetune_button``, ``progress``; ``numbers``, ``table``, ``download``, ``status``
     (HTML); ``fig`` (FigureWidget); ``snapshot`` (the current ``Snapshot``: accuracy,
     ``.dcz`` bytes, report); ``timings`` (seconds of the last update, by step).
@@ -211,6 +216,11 @@ def compression_dashboard(
     fc_gap_bits = slider("fc", "fc_gap_bits", W.IntSlider, min=1, max=12)
     huffman = W.Checkbox(value=True, description="Huffman coding", indent=False)
     huffman.add_class("dclab-huffman")
+    retrain = W.ToggleButtons(options=[("retrained", True), ("not retrained", False)],
+                              value=session.has_ladder(network), style={"button_width": "110px"},
+                              tooltip="answer on the nearest network retrained after pruning (the ladder), or on "
+                                      "the baseline pruned without retraining")
+    retrain.add_class("dclab-retrained")
     init = W.ToggleButtons(options=list(INITS), value="linear", style={"button_width": "70px"})
     init.add_class("dclab-init")
     layer = W.Dropdown(description="layer", layout=W.Layout(width="200px"), style={"description_width": "40px"})
@@ -239,6 +249,7 @@ def compression_dashboard(
     controls = W.VBox([
         W.HBox([W.HTML("<b>network</b>", layout=W.Layout(width="80px")), picker,
                 W.HTML("<b>pruning by</b>", layout=W.Layout(width="90px", margin="0 0 0 20px")), mode]),
+        W.HBox([W.HTML("<b>weights</b>", layout=W.Layout(width="80px")), retrain]),
         sparsity_row, quality_row, paper_row,
         W.HBox([W.HTML("<b>bits</b> per weight index", layout=W.Layout(width="190px")), conv_bits, fc_bits]),
         W.HBox([W.HTML("<b>gap bits</b> per gap", layout=W.Layout(width="190px")), conv_gap_bits, fc_gap_bits]),
@@ -260,7 +271,10 @@ def compression_dashboard(
 
     # the first answer, then the figure built complete from it (a preheated kernel runs this before
     # the page connects, and a FigureWidget changed before that renders empty)
-    snap = session.compress(picker.value, config())
+    def retrained() -> bool:
+        return bool(retrain.value) and session.has_ladder(picker.value)
+
+    snap = session.compress(picker.value, config(), retrained=retrained())
     layers = list(session.network(picker.value).layers)
     layer.options, layer.value = layers, layers[0]
     view = session.view(snap, layer.value)
@@ -285,6 +299,7 @@ def compression_dashboard(
     box.conv_sparsity, box.fc_sparsity, box.conv_quality, box.fc_quality = conv_sparsity, fc_sparsity, conv_quality, fc_quality
     box.conv_bits, box.fc_bits, box.conv_gap_bits, box.fc_gap_bits = conv_bits, fc_bits, conv_gap_bits, fc_gap_bits
     box.huffman, box.init, box.layer, box.epochs = huffman, init, layer, epochs
+    box.retrained = retrain
     box.finetune_button, box.progress, box.status = finetune_button, progress, status
     box.numbers, box.table, box.download, box.fig = numbers, table, download, fig
     box.config = config
@@ -294,6 +309,7 @@ def compression_dashboard(
 
     def show_controls() -> None:
         has_conv = any(k == "conv" for k in session.network(picker.value).kinds.values())
+        retrain.disabled = not session.has_ladder(picker.value)
         for s in (conv_sparsity, conv_quality, conv_bits, conv_gap_bits):
             s.disabled = not has_conv
         sparsity_row.layout.display = None if mode.value == "sparsity" else "none"
@@ -323,7 +339,7 @@ def compression_dashboard(
         state["serial"] += 1
         start, cpu_start = time.perf_counter(), time.thread_time()
         try:
-            snap = session.compress(picker.value, config(), evaluate=False)
+            snap = session.compress(picker.value, config(), evaluate=False, retrained=retrained())
         except DclabError as exc:
             status.value = f'<span style="color:#b00">{escape(str(exc))}</span>'
             return
@@ -360,7 +376,7 @@ def compression_dashboard(
 
     def on_finetune(_) -> None:
         base = box.snapshot
-        widgets = [picker, mode, conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits,
+        widgets = [picker, mode, retrain, conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits,
                    conv_gap_bits, fc_gap_bits, huffman, init, epochs, finetune_button]
         was = {id(w): w.disabled for w in widgets}
         for w in widgets:
@@ -395,7 +411,7 @@ def compression_dashboard(
     picker.observe(on_network, names="value")
     mode.observe(on_mode, names="value")
     layer.observe(on_layer, names="value")
-    for w in (conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits, conv_gap_bits,
+    for w in (retrain, conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits, conv_gap_bits,
               fc_gap_bits, huffman, init):
         w.observe(refresh, names="value")
     finetune_button.on_click(on_finetune)

@@ -9,21 +9,32 @@ import ipywidgets as W
 
 from dclab import numformats as nf
 from dclab.errors import DclabError
+from dclab.viz import style
 
-COLORS = {"sign": "#f4a6a6", "exponent": "#a6c8f4", "mantissa": "#b5e3b0", "integer": "#f9d29d", "fraction": "#b5e3b0"}
-_CELL = "padding:2px 8px;text-align:{};border-bottom:1px solid #eee"
+FIELD_COLORS = {"sign": style.VERMILLION, "exponent": style.SKY_BLUE, "mantissa": style.GREEN,
+                "integer": style.ORANGE, "fraction": style.GREEN}
+"""Each bit field's colour: a pale tint of it behind the bits, the full colour in its underline."""
+FIELD_LINES = {"sign": "solid", "exponent": "double", "mantissa": "dotted", "integer": "solid", "fraction": "dotted"}
+"""Each field's underline style: a second cue beside colour (and every field's name is in its tooltip)."""
+COLORS = {part: style.tint(colour, 0.6) for part, colour in FIELD_COLORS.items()}
+"""The pale backgrounds, black text on them."""
+_CELL = "padding:2px 8px;text-align:{};border-bottom:1px solid " + style.LIGHT_GREY
 
 _WIDE = {"description_width": "initial"}
 
 
 def bits_html(fields: list[tuple[str, str]]) -> str:
-    """Bit fields as coloured monospace spans: sign red, exponent blue, mantissa green (notebook 01)."""
+    """Bit fields as monospace spans, each field its own tint and underline, named in its tooltip (notebook 01)."""
     return "".join(
-        f'<span class="dclab-field-{part}" title="{part}" style="background:{COLORS[part]};'
+        f'<span class="dclab-field-{part}" title="{part}" style="{_field_style(part)};'
         f'font-family:monospace;font-size:1.05em;padding:1px 2px;margin-right:2px">{bits}</span>'
         for part, bits in fields
         if bits
     )
+
+
+def _field_style(part: str) -> str:
+    return f"background:{COLORS[part]};border-bottom:3px {FIELD_LINES[part]} {FIELD_COLORS[part]}"
 
 
 def _num(x: float, spec: str = ".6g") -> str:
@@ -34,11 +45,11 @@ def _num(x: float, spec: str = ".6g") -> str:
 
 def _legend() -> str:
     keys = "".join(
-        f'<span style="background:{COLORS[k]};padding:1px 6px;margin-right:6px;font-family:monospace">{k}</span>'
+        f'<span style="{_field_style(k)};padding:1px 6px;margin-right:6px;font-family:monospace">{k}</span>'
         for k in COLORS
         if k != "fraction"
     )
-    return f'<div style="margin:4px 0">{keys}<span style="font-family:monospace;background:{COLORS["fraction"]};padding:1px 6px">fraction</span></div>'
+    return f'<div style="margin:4px 0">{keys}<span style="font-family:monospace;{_field_style("fraction")};padding:1px 6px">fraction</span></div>'
 
 
 def representations_html(rows: list[nf.Representation]) -> str:
@@ -56,7 +67,7 @@ def representations_html(rows: list[nf.Representation]) -> str:
             f'<td class="dclab-stored" style="{_CELL.format("right")};font-family:monospace">{escape(repr(r.stored))}</td>'
             f'<td class="dclab-error" style="{_CELL.format("right")};font-family:monospace">{_num(r.error, "+.3e")}</td>'
             f'<td style="{_CELL.format("right")};font-family:monospace">{_num(r.rel_error, ".2e")}</td>'
-            f'<td style="{_CELL.format("left")};color:#b00">{escape(r.note)}</td></tr>'
+            f'<td style="{_CELL.format("left")};color:{style.ERROR}">{escape(r.note)}</td></tr>'
         )
     return f'{_legend()}<table class="dclab-numformat-table" style="border-collapse:collapse"><tr>{head}</tr>{"".join(body)}</table>'
 
@@ -72,7 +83,7 @@ def ranges_html(formats: list[nf.Format]) -> str:
         info = f.info()
         cells = [escape(info.name), str(info.bits), _num(info.max, ".6g")] + [_num(v, ".4g") for v in info[3:6]]
         tds = "".join(f'<td style="{_CELL.format("right" if i else "left")}">{c}</td>' for i, c in enumerate(cells))
-        body.append(f'<tr>{tds}<td style="{_CELL.format("left")};color:#555">{escape(f.describe())}</td></tr>')
+        body.append(f'<tr>{tds}<td style="{_CELL.format("left")};color:{style.DARK_GREY}">{escape(f.describe())}</td></tr>')
     return f'<table class="dclab-range-table" style="border-collapse:collapse"><tr>{head}</tr>{"".join(body)}</table>'
 
 
@@ -120,7 +131,7 @@ def format_explorer(value: float = 0.1, scale: float = 0.01, int_bits: int = 3, 
             fmts.append(nf.fixed_point(int_slider.value, frac_slider.value))
             message.value = ""
         except DclabError as exc:
-            message.value = f'<span style="color:#b00">fixed point: {escape(str(exc))}</span>'
+            message.value = f'<span style="color:{style.ERROR}">fixed point: {escape(str(exc))}</span>'
         return fmts
 
     def refresh(*_) -> None:
