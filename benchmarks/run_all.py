@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["baselines", "table1", "huffman", "kmeans", "latency", "browser_latency", "sparse_matvec"]
+SCRIPTS = ["baselines", "table1", "huffman", "kmeans", "latency", "browser_latency", "sparse_matvec", "notebook_times"]
 
 
 def main() -> int:

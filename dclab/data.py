@@ -54,6 +54,13 @@ class Digits:
         """The first ``n`` digits (for quick demonstrations and tests)."""
         return Digits(self.images[:n], self.labels[:n])
 
+    def stratified(self, per_class: int) -> "Digits":
+        """The first ``per_class`` digits of every class, in their order: a fixed, class-balanced subset
+        (the live pages' quick accuracy estimate)."""
+        keep = torch.cat([torch.nonzero(self.labels == c).reshape(-1)[:per_class] for c in self.labels.unique()])
+        keep = keep.sort().values
+        return Digits(self.images[keep], self.labels[keep])
+
 
 def mnist_present(root: Path) -> bool:
     """Whether the four raw MNIST files are under ``root/MNIST/raw``."""

@@ -39,6 +39,17 @@ LECTURES = [
 ]
 START_PAGE = "00_start_here.ipynb"
 
+# -- first-run compute time ---------------------------------------------------------------------------------
+
+FIRST_RUN_SECONDS: dict[str, int] = {
+    "00_start_here.ipynb": 1, "01_hardware_and_number_formats.ipynb": 25, "02_pruning.ipynb": 115,
+    "03_weight_sharing.ipynb": 47, "04_huffman_coding.ipynb": 32, "05_squeezenet.ipynb": 77,
+    "06_deep_compression_dashboard.ipynb": 6,
+}
+"""Seconds each notebook took to run the first time after ``prepare`` (its experiments computed once),
+measured by ``benchmarks/notebook_times.py`` (its section of benchmarks/RESULTS.md; a test keeps the two equal).
+Later runs read the cached results and take seconds."""
+
 # -- reading time -------------------------------------------------------------------------------------------
 
 WORDS_PER_MINUTE = 200
@@ -154,14 +165,17 @@ def table_of_contents_html(folder: Path = NOTEBOOKS) -> str:
     items = []
     for i, lec in enumerate(LECTURES, start=1):
         t = times.get(lec.notebook)
+        first = FIRST_RUN_SECONDS.get(lec.notebook)
+        compute = f"; first run {math.ceil(first / 60)} min of computing" if first else ""
         when = (f' <span class="dclab-reading-time" data-minutes="{t.minutes}" style="font-size:0.9em">'
-                f"({escape(_time_text(t))})</span>") if t else ""
+                f"({escape(_time_text(t) + compute)})</span>") if t else ""
         items.append(f'<li><a href="{escape(lec.notebook)}"><b>{i}. {escape(lec.title)}</b></a>{when}: '
                      f"{escape(lec.summary)}</li>")
     total = sum(times[lec.notebook].minutes for lec in LECTURES if lec.notebook in times)
     note = (f'<p class="dclab-reading-total">About {total} minutes in all: prose read at {WORDS_PER_MINUTE} words a '
             f"minute, {WIDGET_MINUTES:g} minutes per widget and {OUTPUT_MINUTES:g} per figure or table, counted "
-            "from the notebooks themselves; exercises and the first run's training take extra.</p>") if times else ""
+            "from the notebooks themselves; exercises take extra. The first run's computing (after <code>prepare</code>) was "
+            "measured on a 2-core machine (benchmarks/notebook_times.py); later runs read it from the cache.</p>") if times else ""
     return ('<ol class="dclab-lectures" style="font-size:1.1em;line-height:1.8">\n' + "\n".join(items)
             + f"\n</ol>\n{note}")
 
@@ -201,7 +215,8 @@ LECTURE_MAP = (
     Part("2. Hardware for efficient inference", (
         Topic("the roofline model", ("01_hardware_and_number_formats.ipynb",), "measured on your machine"),
         Topic("Google's TPU", ("01_hardware_and_number_formats.ipynb",), "named only; the paper is below"),
-        Topic("EIE: inference on the compressed model", (), "beyond this course (why: notebook 01's energy)"),
+        Topic("EIE: inference on the compressed model", ("01_hardware_and_number_formats.ipynb",),
+              "what it runs, beside dense vs sparse timed on your CPU; the accelerator itself is beyond this course"),
     )),
     Part("3. Algorithms for efficient training", (
         Topic("parallelization (data and model parallel)", (), "beyond this course"),

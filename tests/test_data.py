@@ -66,3 +66,15 @@ def test_shuffled_batches_are_reproducible(mnist_test):
     other = next(iter(mnist_test.batches(100, shuffle=True, seed=4)))[1]
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
+
+
+def test_stratified_subset_takes_the_first_digits_of_every_class_in_order():
+    import torch
+
+    from dclab.data import Digits
+
+    labels = torch.tensor([3, 1, 3, 0, 1, 3, 0, 2, 2, 1])
+    digits = Digits(torch.arange(10, dtype=torch.float32).reshape(10, 1, 1, 1), labels)
+    sub = digits.stratified(2)
+    assert sub.labels.tolist() == [3, 1, 3, 0, 1, 0, 2, 2]  # two of each class, original order kept
+    assert sub.images.reshape(-1).tolist() == [0, 1, 2, 3, 4, 6, 7, 8]

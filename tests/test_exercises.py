@@ -608,3 +608,9 @@ def test_masked_sgd_step_equals_a_pruner_and_torch_sgd():
     pruner.apply()
     assert torch.allclose(masked_sgd_step(w, grad, mask, 0.1), layer.weight.detach(), atol=1e-7)
     assert torch.all(masked_sgd_step(w, grad, mask, 0.1)[~mask] == 0)
+
+
+def test_the_exercise_index_lists_every_exercise_and_its_notebook():
+    index = (ROOT / "docs" / "exercises.md").read_text()
+    missing = [name for name, ex in REGISTRY.items() if f"| `{name}` | {ex.notebook} |" not in index]
+    assert not missing, f"add to docs/exercises.md: {missing}"

@@ -94,3 +94,17 @@ def test_start_page_shows_the_map_and_links_the_papers_beyond_the_course():
     assert last.startswith("## Beyond this course")
     for arxiv in ("1612.01064", "1607.04381", "1602.01528", "1704.04760", "1712.05877", "1509.09308", "1710.03740"):
         assert f"(https://arxiv.org/abs/{arxiv})" in last, arxiv
+
+
+def test_first_run_times_are_the_benchmarks_measurement():
+    """The start page's first-run minutes are those benchmarks/notebook_times.py wrote to RESULTS.md."""
+    import re
+
+    from conftest import ROOT
+    from dclab.lectures import FIRST_RUN_SECONDS, LECTURES
+
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    section = text[text.index("<!-- begin notebook-times -->"):text.index("<!-- end notebook-times -->")]
+    measured = {name: int(s) for name, s in re.findall(r"^\| (\d\d_\w+\.ipynb) \| (\d+) \|$", section, re.M)}
+    assert FIRST_RUN_SECONDS == measured
+    assert {lec.notebook for lec in LECTURES} <= set(measured)

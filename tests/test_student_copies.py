@@ -4,7 +4,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import re
 
 import nbformat
 import numpy as np
@@ -285,27 +284,3 @@ def test_lecture_student_copy_runs_with_every_exercise_unfinished(path, tmp_path
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     for name in copy.exercises:
         assert any(t.startswith(f"… {name} is not written yet") for t in texts), f"no 'not written yet' for {name}"
-
-
-# ---------------------------------------------------------------- the plan for phase 2 (docs/exercises_plan.md)
-
-PLAN = NOTEBOOKS.parent / "docs" / "exercises_plan.md"
-PLAN_CELL = re.compile(r"<!-- cell: (\w+) (\w+) -->\n```(\w+)\n(.*?)\n```", re.S)
-
-
-@pytest.mark.skipif(not PLAN.exists(), reason="the plan was folded into the notebooks")
-def test_plan_solutions_pass_and_their_student_versions_are_not_done(monkeypatch):
-    monkeypatch.delenv(exercises.GRADING_ENV, raising=False)
-    cells = PLAN_CELL.findall(PLAN.read_text())
-    solutions = [(name, source) for kind, name, _, source in cells if kind == "solution"]
-    checks = {name: source for kind, name, _, source in cells if kind == "check"}
-    assert sorted(name for name, _ in solutions) == sorted(exercises.REGISTRY)
-    for name, source in solutions:
-        assert checks[name] == f"exercises.check_{name}({name})"
-        for student in (False, True):
-            if student:
-                source = student_source({"cell_type": "code", "source": source, "metadata": {}}, name)[0]
-            namespace = {"exercises": exercises}
-            exec(source, namespace)
-            result = eval(checks[name], namespace)
-            assert result.status == ("not done" if student else "passed"), result

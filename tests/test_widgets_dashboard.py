@@ -344,3 +344,49 @@ def test_the_page_answers_on_the_retrained_ladder_and_compares_without(mnist_tes
 
 def test_models_given_to_the_page_have_no_retrained_toggle(dashboard):
     assert dashboard.retrained.disabled and not dashboard.snapshot.retrained
+
+
+def test_a_quick_estimate_is_shown_then_replaced_by_the_full_figure(dashboard):
+    seen = []
+    dashboard.numbers.observe(lambda change: seen.append(change["new"]), names="value")
+    dashboard.fc_sparsity.value = 0.83  # a setting no test pass has measured yet
+    states = [re.search(r'data-state="(\w+)"', html).group(1) for html in seen]
+    assert "estimated" in states and states[-1] == "measured"
+    assert states.index("estimated") < len(states) - 1  # the full figure comes after, never skipped
+    estimated = seen[states.index("estimated")]
+    assert "estimate on 1,000 digits" in estimated and "+/-" in estimated
+    assert dashboard.snapshot.accuracy is not None
+
+
+def test_ten_quick_moves_end_on_the_last_settings_figure(session):
+    import threading
+
+    from dclab.widgets.dashboard import compression_dashboard
+
+    box = compression_dashboard(session, pruning="sparsity", preload=False, progressive=True)
+    entered, gate, finished = threading.Event(), threading.Event(), []
+    evaluate = session.evaluate
+
+    def held(snapshot, cancelled=None):  # a pass waits until all ten moves are made
+        entered.set()
+        gate.wait(timeout=60)
+        done = evaluate(snapshot, cancelled)
+        finished.append(snapshot.config.sparsity["ip1"])
+        return done
+
+    session.evaluate = held
+    try:
+        values = [round(0.41 + 0.01 * i, 2) for i in range(10)]
+        box.fc_sparsity.value = values[0]
+        assert entered.wait(timeout=60)  # the first move's full pass has started
+        for v in values[1:]:
+            box.fc_sparsity.value = v
+        gate.set()
+        for worker in [t for t in threading.enumerate() if t.name == "dclab-measure"]:
+            worker.join(timeout=120)
+    finally:
+        session.evaluate = evaluate
+    assert finished == [values[-1]]  # one full pass, for the last move; the first was stopped
+    assert box.superseded == 1  # the first move's pass stopped between two batches
+    assert box.snapshot.config.sparsity["ip1"] == values[-1] and box.snapshot.accuracy is not None
+    assert 'data-state="measured"' in box.numbers.value

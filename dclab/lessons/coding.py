@@ -220,7 +220,7 @@ def ladder_tradeoff(arch: str, *, progress: bool = True) -> dict[str, Any]:
     its accuracy measured on all 10,000 test digits with the model decoded from the file. Cached by the
     ladder (its folder names the baseline's fingerprint and the ladder's recipe).
     """
-    from dclab.lessons.store import cached_result, test_digits
+    from dclab.lessons.store import cached_result, test_set
     from dclab.pipeline import CompressionConfig, compress_weights, load_model
     from dclab.pipeline.ladder import ladder_dir, retrained_ladder
     from dclab.train import evaluate
@@ -229,7 +229,7 @@ def ladder_tradeoff(arch: str, *, progress: bool = True) -> dict[str, Any]:
     settings = {"arch": arch, "ladder": ladder_dir(arch).name, "bits": paper.BITS, "gap_bits": paper.GAP_BITS}
 
     def compute() -> dict[str, Any]:
-        test = test_digits()
+        test = test_set()
         base = evaluate(ladder.rungs[0].model(arch), test)
         rows = []
         for rung in ladder.rungs:

@@ -23,9 +23,10 @@ from dclab.lessons.store import (
     baseline_fingerprint,
     cached_result,
     cached_state,
-    test_digits,
-    train_digits,
+    test_set,
+    train_set,
 )
+from dclab.pipeline.compress import retrain_pruned
 from dclab.models import compressible_layers, layer_kind
 from dclab.models.rnn import RowLSTM
 from dclab.pipeline import BASELINE_LR
@@ -82,18 +83,8 @@ def prune_and_retrain(
 
     ``train_options`` go to ``dclab.train.train`` (e.g. ``weight_decay=0.0, l1=5e-4``).
     """
-    pruner = prune.Pruner(model, masks)
-
-    def step(m: nn.Module) -> None:
-        pruner.apply()
-        if after_step is not None:
-            after_step(m)
-
-    try:
-        return train(model, data, epochs, lr, after_step=step, eval_data=eval_data, progress=progress,
-                     seed=seed, desc="retraining", **train_options)
-    finally:
-        pruner.remove()
+    return retrain_pruned(model, masks, data, epochs, lr, after_step=after_step, progress=progress,
+                          desc="retraining", eval_data=eval_data, seed=seed, **train_options)
 
 
 def _masks(model: nn.Module, sparsity: float, scope: str) -> dict[str, torch.Tensor]:
@@ -109,7 +100,7 @@ def pruned_model(arch: str = "lenet300", sparsity: float = 0.9, scope: str = "gl
     masks = _masks(base, sparsity, scope)
 
     def compute(model: nn.Module) -> None:
-        prune_and_retrain(model, masks, train_digits(), epochs, lr, progress=progress)
+        prune_and_retrain(model, masks, train_set(), epochs, lr, progress=progress)
 
     model = cached_state("pruned", settings, copy.deepcopy(base), compute)
     return model, masks
@@ -136,7 +127,7 @@ def pruning_curves(
 
     def compute() -> dict:
         base = zoo.pretrained(arch, progress=progress)
-        test = test_digits()
+        test = test_set()
         out = {"sparsity": sparsities, "baseline": evaluate(base, test), "no_retraining": [], "retrained": [],
                "iterative": [], "bytes": [], "dense_bytes": 4 * sum(p.numel() for p in base.parameters())}
         bar = progress_bar(2 * len(sparsities), "pruning curves", enabled=progress)
@@ -153,7 +144,7 @@ def pruning_curves(
             masks = _masks(model, s, scope)
 
             def step(m: nn.Module, masks=masks) -> None:
-                prune_and_retrain(m, masks, train_digits(), epochs, lr, progress=False)
+                prune_and_retrain(m, masks, train_set(), epochs, lr, progress=False)
 
             model = cached_state("iterative", settings_i, model, step)
             out["iterative"].append(evaluate(model, test))
@@ -182,7 +173,7 @@ def layer_sensitivity(
 
     def compute() -> dict:
         base = copy.deepcopy(zoo.pretrained(arch, progress=progress))
-        test = test_digits() if test_subset is None else test_digits().subset(int(test_subset))
+        test = test_set() if test_subset is None else test_set().subset(int(test_subset))
         layers = list(prune.prunable_weights(base))
         bar = progress_bar(len(layers) * len(sparsities), "sensitivity", enabled=progress)
         scan = prune.sensitivity_scan(base, lambda m: evaluate(m, test), sparsities,
@@ -245,7 +236,7 @@ def lstm_pruning_demo(hidden: int = 128, train_digits: int = 60000, epochs: int 
 
     def compute() -> dict:
         torch.manual_seed(0)
-        data, test = train_digits().subset(train_digits), test_digits()
+        data, test = train_set().subset(train_digits), test_set()
         model = RowLSTM(hidden)
         start = time.perf_counter()
         train(model, data, epochs, lr, progress=progress, desc="training the LSTM")
@@ -276,7 +267,7 @@ def baseline_masks(arch: str = "lenet300", sparsity: float = 0.95, scope: str = 
 def _retrained(arch: str, masks: Mapping[str, torch.Tensor], train_subset: int, epochs: int, lr: float,
                after_step: Callable[[nn.Module], None] | None = None, **train_options: Any) -> nn.Module:
     model = copy.deepcopy(zoo.pretrained(arch, progress=False))
-    data = train_digits().subset(train_subset)
+    data = train_set().subset(train_subset)
     prune_and_retrain(model, masks, data, epochs, lr, after_step=after_step, progress=False, **train_options)
     return model
 
@@ -311,7 +302,7 @@ def regularization_comparison(
                 "strengths": strengths, "train_subset": train_subset, "epochs": epochs, "lr": lr, "scope": scope}
 
     def compute() -> dict:
-        base, test = zoo.pretrained(arch, progress=False), test_digits()
+        base, test = zoo.pretrained(arch, progress=False), test_set()
         masks = _masks(base, sparsity, scope)
         out = {"sparsity": float(sparsity), "strength": strengths, "baseline": evaluate(base, test),
                "no_retraining": evaluate(masked_copy(base, masks), test),
@@ -354,7 +345,7 @@ def retrain_lr_comparison(
                 "scope": scope, "base_lr": BASELINE_LR}
 
     def compute() -> dict:
-        base, test = zoo.pretrained(arch, progress=False), test_digits()
+        base, test = zoo.pretrained(arch, progress=False), test_set()
         masks = _masks(base, sparsity, scope)
         total = epochs * -(-train_subset // 128)  # train()'s default batch size
         at = {round(total * (k + 1) / n_points) for k in range(n_points)}
@@ -455,7 +446,7 @@ def masked_step_demo(step_fn: Callable, arch: str = "lenet300", layer: str = "ip
     masks = baseline_masks(arch, sparsity)
     model, mask = masked_copy(zoo.pretrained(arch, progress=False), masks), masks[layer]  # the whole network pruned
     weight = prune.prunable_weights(model)[layer]
-    x, y = next(train_digits().batches(batch_size))
+    x, y = next(train_set().batches(batch_size))
     loss = nn.functional.cross_entropy(model(x), y)
     grad, = torch.autograd.grad(loss, weight)
     before = weight.detach().clone()

@@ -23,8 +23,8 @@ from dclab.lessons.pruning import PRUNE_GAP_BITS, pruned_model, pruned_model_byt
 from dclab.lessons.store import (
     baseline_fingerprint,
     cached_result,
-    test_digits,
-    train_digits,
+    test_set,
+    train_set,
 )
 from dclab.models import compressible_layers, layer_kind
 from dclab.pipeline import dcz_layers
@@ -78,7 +78,7 @@ def accuracy_vs_bits(arch: str = "lenet5", bits: Sequence[int] = range(1, 9), in
 
     def compute() -> dict:
         base = zoo.pretrained(arch, progress=progress)
-        test = test_digits()
+        test = test_set()
         kinds = {n: layer_kind(m) for n, m in compressible_layers(base).items()}
         out = {"bits": bits, "baseline": evaluate(base, test), "layers": kinds}
         groups = [k for k in ("conv", "fc") if k in kinds.values()]
@@ -110,7 +110,7 @@ def init_comparison(arch: str = "lenet300", bits: Sequence[int] = range(1, 9),
 
     def compute() -> dict:
         base = zoo.pretrained(arch, progress=progress)
-        test = test_digits()
+        test = test_set()
         out = {"bits": bits, "baseline": evaluate(base, test), "accuracy": {}, "sse": {}}
         bar = progress_bar(len(inits) * len(bits), "centroid initialization", enabled=progress)
         for init in inits:
@@ -186,7 +186,7 @@ def pruned_vs_dense_bits(arch: str = "lenet300", sparsity: float = 0.9, scope: s
     def compute() -> dict:
         base = zoo.pretrained(arch, progress=progress)
         pruned, masks = pruned_model(arch, sparsity, scope, epochs, progress=progress)
-        test = test_digits()
+        test = test_set()
         out = {"bits": bits, "sparsity": sparsity, "baseline": evaluate(base, test),
                "pruned": evaluate(pruned, test), "pruned_weights": sum(int((~m).sum()) for m in masks.values()),
                "dense_quantized": [], "pruned_quantized": [], "zeros_kept": []}
@@ -216,7 +216,7 @@ def uniform_vs_kmeans(arch: str = "lenet300", bits: Sequence[int] = range(1, 9),
 
     def compute() -> dict:
         base = zoo.pretrained(arch, progress=progress)
-        test = test_digits()
+        test = test_set()
         out = {"bits": bits, "baseline": evaluate(base, test),
                "accuracy": {g: [] for g in GRIDS}, "sse": {g: [] for g in GRIDS}}
         bar = progress_bar(len(GRIDS) * len(bits), "uniform grid vs k-means", enabled=progress)
@@ -289,7 +289,7 @@ def compression_tradeoff(
 
     def compute() -> dict:
         base = zoo.pretrained(arch, progress=progress)
-        test = test_digits()
+        test = test_set()
         baseline = evaluate(base, test)
         dense = 4 * sum(p.numel() for p in base.parameters())
         out = {"baseline": baseline, "dense_bytes": dense}
@@ -337,7 +337,7 @@ def trained_quantization(arch: str = "lenet300", bits: int = 2, init: str = "lin
 
     def compute() -> dict:
         base = zoo.pretrained(arch, progress=progress)
-        test = test_digits()
+        test = test_set()
         model = copy.deepcopy(base)
         books = _codebooks(model, bits, init)
         quantize.share_weights_(model, books)
@@ -355,7 +355,7 @@ def trained_quantization(arch: str = "lenet300", bits: int = 2, init: str = "lin
                     trace[n].append(b.centroids.tolist())
 
         before = evaluate(model, test)
-        history = train(model, train_digits(), epochs, lr, weight_decay=0.0, parameters=params, after_step=record,
+        history = train(model, train_set(), epochs, lr, weight_decay=0.0, parameters=params, after_step=record,
                         eval_data=test, progress=progress, desc="fine-tuning centroids")
         final = quantize.unshare_weights_(model)
         accuracy = [before] + [h["test_accuracy"] for h in history]

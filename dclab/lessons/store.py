@@ -88,11 +88,11 @@ def cached_state(kind: str, settings: Mapping, model: nn.Module, compute: Callab
     return model.eval()
 
 
-def test_digits() -> Digits:
+def test_set() -> Digits:
     """All 10,000 MNIST test digits (every accuracy the lessons show)."""
     return load_mnist("test")
 
 
-def train_digits() -> Digits:
+def train_set() -> Digits:
     """The 60,000 MNIST training digits (retraining)."""
     return load_mnist("train")

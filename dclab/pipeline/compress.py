@@ -183,23 +183,28 @@ def retrain_pruned(
     epochs: int,
     lr: float,
     *,
-    batch_size: int = 128,
-    max_shift: float = 2.0,
-    seed: int = 0,
+    after_step: Callable[[nn.Module], None] | None = None,
     progress: bool = True,
     desc: str = "retrain",
+    **train_options: Any,
 ) -> list[dict]:
     """Prune ``model`` in place with ``masks`` (None: dense) and retrain the survivors for ``epochs``; the
-    pruned weights stay exactly 0 (a ``Pruner`` after every step). The one retraining loop of the
-    pipeline (``compress``'s iterative pruning, the retrained ladder of the live pages)."""
+    pruned weights stay exactly 0 (a ``Pruner`` after every step, then ``after_step``). The one
+    retraining loop: ``compress``'s iterative pruning, the retrained ladder, notebook 02's experiments.
+    ``train_options`` go to ``dclab.train.train`` (batch_size, max_shift, seed, eval_data, l1...)."""
     from dclab.train import train
 
     pruner = Pruner(model, {n: m for n, m in masks.items() if m is not None})
+
+    def step(m: nn.Module) -> None:
+        pruner.apply()
+        if after_step is not None:
+            after_step(m)
+
     try:
         if not epochs:
             return []
-        return train(model, train_data, epochs, lr, batch_size=batch_size, max_shift=max_shift, seed=seed,
-                     after_step=pruner, progress=progress, desc=desc)
+        return train(model, train_data, epochs, lr, after_step=step, progress=progress, desc=desc, **train_options)
     finally:
         pruner.remove()
 

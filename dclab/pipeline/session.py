@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable, Hashable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -49,6 +49,21 @@ EVAL_BATCH = 2000
 """The batch size of ``dclab.train.evaluate``: the same batches give bit-identical logits."""
 
 MAX_CACHED_ACTIVATION_BYTES = 64 * 2**20
+
+ESTIMATE_PER_CLASS = 100
+"""Digits per class of the quick estimate a page shows before the full test pass (1,000 for MNIST)."""
+
+
+class Superseded(Exception):
+    """A test pass stopped because a newer setting replaced the one it was measuring."""
+
+
+class Estimate(NamedTuple):
+    """Accuracy on the fixed, class-stratified subset, with its binomial standard error."""
+
+    accuracy: float
+    stderr: float
+    digits: int
 """Activations larger than this (LeNet-5 after conv1: 115 MB) are recomputed, not kept."""
 
 
@@ -201,6 +216,9 @@ class NetworkCache:
         self.activations: dict[int, tuple[tuple, list[torch.Tensor]]] = {}
         self.work = copy.deepcopy(model).eval()  # the weights of the stages being run
         self.stages = staged_forward(self.work)
+        self.quick = test_data.stratified(ESTIMATE_PER_CLASS)
+        self.estimator = copy.deepcopy(model).eval()  # the quick estimate's own copy
+        self.estimates = _LRU(256)
         self.baseline_accuracy = self._evaluate_plain(self.model) if accuracy is None else accuracy
 
     def _evaluate_plain(self, model: nn.Module) -> float:
@@ -252,12 +270,34 @@ class NetworkCache:
 
     # -- accuracy, by prefix of the forward pass
 
-    def accuracy(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook]) -> tuple[float, bool]:
-        """Test accuracy with every layer's weight ``codebooks[layer].weights()``; ``keys`` identify them."""
-        full = tuple(keys[layer] for layer in self.layers)
-        return self.accuracies.get_or(full, lambda: self._staged_accuracy(keys, codebooks))
+    def accuracy(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook],
+                 cancelled: Callable[[], bool] | None = None) -> tuple[float, bool]:
+        """Test accuracy with every layer's weight ``codebooks[layer].weights()``; ``keys`` identify them.
 
-    def _staged_accuracy(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook]) -> float:
+        ``cancelled()`` is asked between batches; when it says so the pass stops with ``Superseded``
+        (nothing half-measured is kept)."""
+        full = tuple(keys[layer] for layer in self.layers)
+        return self.accuracies.get_or(full, lambda: self._staged_accuracy(keys, codebooks, cancelled))
+
+    def measured(self, keys: Mapping[str, Hashable]) -> bool:
+        """Whether the full test accuracy of these codebooks is already known (no pass needed)."""
+        return tuple(keys[layer] for layer in self.layers) in self.accuracies
+
+    def estimate(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook]) -> tuple[Estimate, bool]:
+        """Accuracy on the fixed stratified subset (``ESTIMATE_PER_CLASS`` digits per class), with its
+        binomial standard error sqrt(p (1 - p) / n): what a page shows while the full pass runs."""
+
+        def compute() -> Estimate:
+            apply_codebooks_(self.estimator, dict(codebooks))
+            with torch.no_grad():
+                p = (self.estimator(self.quick.images).argmax(1) == self.quick.labels).float().mean().item()
+            n = len(self.quick)
+            return Estimate(p, math.sqrt(max(p * (1 - p), 0.0) / n), n)
+
+        return self.estimates.get_or(tuple(keys[layer] for layer in self.layers), compute)
+
+    def _staged_accuracy(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook],
+                         cancelled: Callable[[], bool] | None = None) -> float:
         prefixes, prefix = [], ()
         for layers, _ in self.stages:
             prefix = prefix + tuple(keys[layer] for layer in layers)
@@ -277,6 +317,8 @@ class NetworkCache:
         apply_codebooks_(self.work, {layer: codebooks[layer] for layer in remaining})
         with torch.no_grad():
             for x in inputs:  # batch by batch through the remaining stages (cache-friendly)
+                if cancelled is not None and cancelled():
+                    raise Superseded("a newer setting replaced this one")
                 for i in stages:
                     x = self.stages[i][1](x)
                     if i in keep:
@@ -444,16 +486,28 @@ class CompressionSession:
         )
         return self.evaluate(snapshot) if evaluate else snapshot
 
-    def evaluate(self, snapshot: Snapshot) -> Snapshot:
-        """The snapshot with its test accuracy (from the cache, or a pass from the first changed layer)."""
+    def evaluate(self, snapshot: Snapshot, cancelled: Callable[[], bool] | None = None) -> Snapshot:
+        """The snapshot with its test accuracy (from the cache, or a pass from the first changed layer).
+
+        ``cancelled()``, asked between batches, stops the pass with ``Superseded`` (a page whose setting
+        changed meanwhile); the full figure of the setting that stays is always measured."""
         if snapshot.accuracy is not None:
             return snapshot
         net = self._cache_of(snapshot)
         t = time.perf_counter()
-        accuracy, hit = net.accuracy(snapshot.keys, snapshot.codebooks)
+        accuracy, hit = net.accuracy(snapshot.keys, snapshot.codebooks, cancelled)
         timings = dict(snapshot.timings, evaluate=time.perf_counter() - t)
         reused = snapshot.reused + (["accuracy"] if hit else [])
         return replace(snapshot, accuracy=accuracy, timings=timings, reused=reused)
+
+    def measured(self, snapshot: Snapshot) -> bool:
+        """Whether ``evaluate(snapshot)`` would answer from the cache (no test pass)."""
+        return snapshot.accuracy is not None or self._cache_of(snapshot).measured(snapshot.keys)
+
+    def estimate(self, snapshot: Snapshot) -> Estimate:
+        """The quick accuracy estimate of a snapshot: ``ESTIMATE_PER_CLASS`` test digits of every class,
+        with the binomial standard error (shown, marked as an estimate, until the full figure arrives)."""
+        return self._cache_of(snapshot).estimate(snapshot.keys, snapshot.codebooks)[0]
 
     @staticmethod
     def _encode(

@@ -10,6 +10,7 @@ evaluating, LeNet-5's fc layers re-evaluate from cached convolution outputs.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from html import escape
 
@@ -19,7 +20,7 @@ import plotly.graph_objects as go
 from dclab import paper
 from dclab.errors import DclabError
 from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
-from dclab.pipeline.session import CompressionSession, Snapshot
+from dclab.pipeline.session import CompressionSession, Estimate, Snapshot, Superseded
 from dclab.viz.dashboard import fig_compression, fmt_kb, update_compression
 
 NETWORKS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
@@ -53,18 +54,25 @@ _CELL = "padding:2px 10px;text-align:right;border-bottom:1px solid #eee"
 # ---------------------------------------------------------------- HTML pieces
 
 
-def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0) -> str:
+def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0,
+                 estimate: Estimate | None = None) -> str:
     """The headline: test accuracy, file size and ratio beside the paper's (notebook 06).
 
     Before the snapshot's accuracy is measured, the ``previous`` one is shown greyed
-    (``data-state="measuring"``); afterwards ``data-state="measured"``. ``serial``
+    (``data-state="measuring"``), or the quick ``estimate`` on a stratified subset, marked as such with
+    its standard error (``data-state="estimated"``); afterwards ``data-state="measured"``. ``serial``
     counts the page's updates (``data-serial``), so a test can tell answers apart.
     """
     title = NETWORKS.get(snap.network, snap.network)
     measured = snap.accuracy is not None
     accuracy = snap.accuracy if measured else previous
     tuned = " after fine-tuning" if snap.finetuned else ""
-    if accuracy is None:
+    if not measured and estimate is not None:
+        acc_html = (f'<b class="dclab-accuracy-estimate" style="font-size:1.8em;color:#777">'
+                    f"~{100 * estimate.accuracy:.1f}%</b>")
+        delta_html = (f' <span class="dclab-estimate-note" style="color:#777">(estimate on {estimate.digits:,} '
+                      f"digits, +/- {100 * estimate.stderr:.1f}; the full 10,000-digit figure follows)</span>")
+    elif accuracy is None:
         acc_html = '<b class="dclab-accuracy" style="font-size:1.8em;color:#aaa">...</b>'
         delta_html = ""
     else:
@@ -76,7 +84,7 @@ def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0)
             f"({100 * delta:+.2f} vs baseline "
             f'<span class="dclab-baseline-accuracy">{100 * snap.baseline_accuracy:.2f}%</span>)</span>'
         )
-    state = "measured" if measured else "measuring"
+    state = "measured" if measured else ("estimated" if estimate is not None else "measuring")
     return (
         f'<div class="dclab-headline" data-state="{state}" data-serial="{serial}" '
         'style="display:flex;gap:36px;align-items:baseline;font-size:1.05em">'
@@ -170,6 +178,7 @@ def compression_dashboard(
     finetune_digits: int | None = None,
     finetune_epochs: int = 1,
     preload: bool = True,
+    progressive: bool | None = None,
 ) -> W.VBox:
     """The Deep Compression dashboard: pick a LeNet, prune, quantize, Huffman-code, fine-tune, download (notebook 06).
 
@@ -178,7 +187,11 @@ def compression_dashboard(
     ``"paper"`` (the papers' per-layer rates), ``"sparsity"`` or ``"quality"``.
     ``finetune_digits`` limits the training digits a fine-tuning epoch uses (default:
     all 60,000). ``preload`` prepares the other network in the background once the
-    page is built, so switching to it answers at once.
+    page is built, so switching to it answers at once. ``progressive`` (default: inside a running kernel,
+    as under Voila) measures the accuracy in the background: a move made while a test pass runs stops
+    that pass and measures the new setting instead, so ten quick key presses end on the last one's
+    figure. Either way a quick estimate on 1,000 stratified digits is shown first when the full pass is
+    not cached, then replaced by the full figure.
 
     Attributes for tests: ``network``, ``pruning``, ``conv_sparsity``, ``fc_sparsity``,
     ``conv_quality``, ``fc_quality``, ``conv_bits``, ``fc_bits``, ``conv_gap_bits``,
@@ -305,7 +318,13 @@ def compression_dashboard(
     box.config = config
     box.snapshot = None
     box.timings, box.cpu_timings = {}, {}
-    state = {"quiet": False, "serial": 0}
+    state = {"quiet": False, "serial": 0, "lock": threading.Lock()}
+    if progressive is None:
+        from IPython import get_ipython
+
+        progressive = getattr(get_ipython(), "kernel", None) is not None  # a live kernel: Jupyter, Voila
+    background = bool(progressive)
+    box.worker, box.superseded = None, 0
 
     def show_controls() -> None:
         has_conv = any(k == "conv" for k in session.network(picker.value).kinds.values())
@@ -333,6 +352,33 @@ def compression_dashboard(
         numbers.value = numbers_html(snap, serial=state["serial"])
         download.value = download_html(snap)
 
+    def measure(snap: Snapshot, serial: int, start: float, shown_s: float, sizes_s: float, sizes_cpu_s: float) -> None:
+        """The quick estimate (when the full pass is not cached), then the full figure; a newer move stops it."""
+
+        def stale() -> bool:
+            return state["serial"] != serial
+
+        with state["lock"]:  # one test pass at a time; a superseded one stops at its next batch
+            if stale():
+                return
+            if not session.measured(snap):
+                estimate = session.estimate(snap)
+                if stale():
+                    return
+                numbers.value = numbers_html(snap, serial=serial, estimate=estimate)
+            try:
+                snap = session.evaluate(snap, cancelled=stale if background else None)
+            except Superseded:
+                box.superseded += 1
+                return
+            t = time.perf_counter()
+            show_measured(snap)
+            box.timings = dict(snap.timings, show=shown_s + time.perf_counter() - t)
+            box.timings["sizes shown"] = sizes_s
+            box.cpu_timings = {"sizes shown": sizes_cpu_s}
+            box.timings["total"] = time.perf_counter() - start
+            status.value = timing_html(snap, box.timings["total"], serial, sizes_s, sizes_cpu_s)
+
     def refresh(*_) -> None:
         if state["quiet"]:
             return
@@ -344,17 +390,20 @@ def compression_dashboard(
             status.value = f'<span style="color:#b00">{escape(str(exc))}</span>'
             return
         t = time.perf_counter()
-        show(snap)  # the page redraws its sizes while the test pass runs
+        show(snap)  # the page redraws its sizes before the test pass
         shown_s = time.perf_counter() - t
         sizes_s, sizes_cpu_s = time.perf_counter() - start, time.thread_time() - cpu_start
-        snap = session.evaluate(snap)
-        t = time.perf_counter()
-        show_measured(snap)
-        box.timings = dict(snap.timings, show=shown_s + time.perf_counter() - t)
-        box.timings["sizes shown"] = sizes_s
-        box.cpu_timings = {"sizes shown": sizes_cpu_s}
-        box.timings["total"] = time.perf_counter() - start
-        status.value = timing_html(snap, box.timings["total"], state["serial"], sizes_s, sizes_cpu_s)
+        job = (snap, state["serial"], start, shown_s, sizes_s, sizes_cpu_s)
+        if background:
+            box.worker = threading.Thread(target=measure, args=job, daemon=True, name="dclab-measure")
+            box.worker.start()
+        else:
+            measure(*job)
+
+    def wait() -> None:
+        """Until the accuracy of the last move is shown (background measuring)."""
+        if box.worker is not None:
+            box.worker.join()
 
     def on_network(change) -> None:
         status.value = f"<i>loading {escape(NETWORKS[change['new']])} (baseline, sorted weights, test pass)...</i>"
@@ -375,6 +424,7 @@ def compression_dashboard(
         update_compression(fig, session.view(box.snapshot, change["new"]))
 
     def on_finetune(_) -> None:
+        wait()
         base = box.snapshot
         widgets = [picker, mode, retrain, conv_sparsity, fc_sparsity, conv_quality, fc_quality, conv_bits, fc_bits,
                    conv_gap_bits, fc_gap_bits, huffman, init, epochs, finetune_button]
@@ -415,7 +465,7 @@ def compression_dashboard(
               fc_gap_bits, huffman, init):
         w.observe(refresh, names="value")
     finetune_button.on_click(on_finetune)
-    box.refresh = refresh
+    box.refresh, box.wait = refresh, wait
     box.finetune = lambda: on_finetune(None)
     show_controls()
     show(snap, figure=False)
