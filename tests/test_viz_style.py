@@ -17,7 +17,7 @@ WIDGETS = ROOT / "dclab" / "widgets"
 
 # being converted to dclab.viz.style by their owners (issue 12); remove a module from this list once it is
 BEING_CONVERTED: set[str] = set()
-CONVERTED_WIDGETS = ["numformats.py", "squeezenet.py"]
+CONVERTED_WIDGETS = ["numformats.py", "squeezenet.py", "dashboard.py", "coding.py", "hardware.py", "pruning.py", "sharing.py"]
 """Widget modules already on the palette (the others are still to do)."""
 
 HEX = re.compile(r"#(?:[0-9a-fA-F]{8}|[0-9a-fA-F]{6}|[0-9a-fA-F]{3,4})\b")

@@ -15,6 +15,7 @@ from dclab.errors import DclabError
 from dclab.models import TITLES
 from dclab.pipeline import CompressionConfig, CompressionReport, arch_of
 from dclab.pipeline.session import CompressionSession
+from dclab.viz import style
 from dclab.viz.coding import fig_pipeline, waterfall_values
 
 
@@ -87,16 +88,16 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
         snap = session.compress(arch, pipeline_config(s, b, ib))
         return PipelinePoint(float(s), int(b), int(ib), snap.dcz, snap.report, 1 - snap.accuracy)
 
-    style = {"description_width": "110px"}
+    slider_style = {"description_width": "110px"}
     sparsity_slider = W.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
-                                    readout_format=".0%", continuous_update=False, style=style,
+                                    readout_format=".0%", continuous_update=False, style=slider_style,
                                     layout=W.Layout(width="420px"))
     sparsity_slider.add_class("dclab-pipeline-sparsity")
     bits_slider = W.IntSlider(value=bits, min=1, max=8, description="bits per weight", continuous_update=False,
-                              style=style, layout=W.Layout(width="420px"))
+                              style=slider_style, layout=W.Layout(width="420px"))
     bits_slider.add_class("dclab-pipeline-bits")
     gap_slider = W.IntSlider(value=gap_bits, min=2, max=10, description="bits per gap", continuous_update=False,
-                             style=style, layout=W.Layout(width="420px"))
+                             style=slider_style, layout=W.Layout(width="420px"))
     gap_slider.add_class("dclab-pipeline-gap-bits")
 
     size_label, fixed_label, ratio_label, error_label = W.HTML(), W.HTML(), W.HTML(), W.HTML()
@@ -139,11 +140,11 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     box = W.VBox()
 
     def refresh(*_) -> None:
-        status.value = '<span style="color:#888">compressing...</span>'
+        status.value = f'<span style="color:{style.GREY}">compressing...</span>'
         try:
             p = point_for(sparsity_slider.value, bits_slider.value, gap_slider.value)
         except DclabError as exc:
-            status.value = f'<span style="color:#b00">{escape(str(exc))}</span>'
+            status.value = f'<span style="color:{style.ERROR}">{escape(str(exc))}</span>'
             return
         box.point = p
         show(p)

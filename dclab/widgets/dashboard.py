@@ -21,6 +21,7 @@ from dclab import paper
 from dclab.errors import DclabError
 from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
 from dclab.pipeline.session import CompressionSession, Estimate, Snapshot, Superseded
+from dclab.viz import style
 from dclab.viz.dashboard import fig_compression, fmt_kb, update_compression
 
 NETWORKS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
@@ -48,7 +49,7 @@ DEFAULTS = {
     "conv_gap_bits": paper.GAP_BITS["conv"], "fc_gap_bits": paper.GAP_BITS["fc"],
 }
 INITS = ("linear", "density", "random")
-_CELL = "padding:2px 10px;text-align:right;border-bottom:1px solid #eee"
+_CELL = f"padding:2px 10px;text-align:right;border-bottom:1px solid {style.LIGHT_GREY}"
 
 
 # ---------------------------------------------------------------- HTML pieces
@@ -68,19 +69,19 @@ def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0,
     accuracy = snap.accuracy if measured else previous
     tuned = " after fine-tuning" if snap.finetuned else ""
     if not measured and estimate is not None:
-        acc_html = (f'<b class="dclab-accuracy-estimate" style="font-size:1.8em;color:#777">'
+        acc_html = (f'<b class="dclab-accuracy-estimate" style="font-size:1.8em;color:{style.DARK_GREY}">'
                     f"~{100 * estimate.accuracy:.1f}%</b>")
-        delta_html = (f' <span class="dclab-estimate-note" style="color:#777">(estimate on {estimate.digits:,} '
+        delta_html = (f' <span class="dclab-estimate-note" style="color:{style.DARK_GREY}">(estimate on {estimate.digits:,} '
                       f"digits, +/- {100 * estimate.stderr:.1f}; the full 10,000-digit figure follows)</span>")
     elif accuracy is None:
-        acc_html = '<b class="dclab-accuracy" style="font-size:1.8em;color:#aaa">...</b>'
+        acc_html = f'<b class="dclab-accuracy" style="font-size:1.8em;color:{style.GREY}">...</b>'
         delta_html = ""
     else:
         delta = accuracy - snap.baseline_accuracy
-        style = "font-size:1.8em" + ("" if measured else ";color:#aaa")
-        acc_html = f'<b class="dclab-accuracy" style="{style}">{100 * accuracy:.2f}%</b>'
+        look = "font-size:1.8em" + ("" if measured else f";color:{style.GREY}")
+        acc_html = f'<b class="dclab-accuracy" style="{look}">{100 * accuracy:.2f}%</b>'
         delta_html = (
-            f' <span class="dclab-accuracy-delta" style="color:{"#b00" if delta < -0.0005 else "#555"}">'
+            f' <span class="dclab-accuracy-delta" style="color:{style.ERROR if delta < -0.0005 else style.DARK_GREY}">'
             f"({100 * delta:+.2f} vs baseline "
             f'<span class="dclab-baseline-accuracy">{100 * snap.baseline_accuracy:.2f}%</span>)</span>'
         )
@@ -90,12 +91,12 @@ def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0,
         'style="display:flex;gap:36px;align-items:baseline;font-size:1.05em">'
         f"<div>test accuracy{tuned}<br>{acc_html}{delta_html}</div>"
         f'<div>.dcz file<br><b class="dclab-file-bytes" style="font-size:1.8em">{snap.file_bytes:,}</b> bytes'
-        f' <span style="color:#555">(dense {fmt_kb(snap.report.dense_bytes)})</span></div>'
+        f' <span style="color:{style.DARK_GREY}">(dense {fmt_kb(snap.report.dense_bytes)})</span></div>'
         f'<div>compression<br><b class="dclab-ratio" style="font-size:1.8em">{snap.ratio:.1f}x</b>'
-        f' <span style="color:#555">paper: <b class="dclab-paper-ratio">{PAPER_RATIO.get(snap.network, 0):.0f}x</b>'
+        f' <span style="color:{style.DARK_GREY}">paper: <b class="dclab-paper-ratio">{PAPER_RATIO.get(snap.network, 0):.0f}x</b>'
         f" for {escape(title)} (with retraining)</span></div>"
         "</div>"
-        f'<div class="dclab-rung" data-rung="{snap.rung}" style="color:#555;margin-top:2px">'
+        f'<div class="dclab-rung" data-rung="{snap.rung}" style="color:{style.DARK_GREY};margin-top:2px">'
         f"computed on {escape(snap.rung_label)}"
         + ("" if snap.retrained else " (choose <i>retrained</i> to see what retraining buys)")
         + "</div>"
@@ -112,7 +113,7 @@ def timing_html(snap: Snapshot, total_s: float, serial: int = 0, sizes_s: float 
     if sizes_cpu_s is not None:
         sizes += f' data-sizes-cpu-ms="{1000 * sizes_cpu_s:.1f}"'
     return (f'<span class="dclab-timing" data-ms="{1000 * total_s:.1f}"{sizes} data-serial="{serial}" '
-            f'style="color:#777;font-size:0.9em">answered in {1000 * total_s:.0f} ms ({parts}{escape(reused)})</span>')
+            f'style="color:{style.DARK_GREY};font-size:0.9em">answered in {1000 * total_s:.0f} ms ({parts}{escape(reused)})</span>')
 
 
 def _pct(x: float) -> str:
@@ -146,14 +147,14 @@ def layer_table_html(snap: Snapshot) -> str:
     head = "".join(f'<th style="{_CELL}">{h}</th>' for h in heads)
     body = []
     for name, cells in rows:
-        style = "font-weight:bold" if name == "total" else ("color:#777;font-style:italic" if "paper" in name else "")
+        look = "font-weight:bold" if name == "total" else (f"color:{style.DARK_GREY};font-style:italic" if "paper" in name else "")
         tds = "".join(f'<td style="{_CELL}">{escape(c)}</td>' for c in cells)
-        body.append(f'<tr data-layer="{escape(name)}" style="{style}"><td style="{_CELL};text-align:left">'
+        body.append(f'<tr data-layer="{escape(name)}" style="{look}"><td style="{_CELL};text-align:left">'
                     f"{escape(name)}</td>{tds}</tr>")
     note = ("sizes count codebooks, gaps and fillers; +H columns are what Huffman coding gives "
             "(the file uses it only when Huffman is on)")
     return (f'<table class="dclab-layer-table" style="border-collapse:collapse"><tr>{head}</tr>{"".join(body)}</table>'
-            f'<div style="color:#777;font-size:0.9em">{note}</div>')
+            f'<div style="color:{style.DARK_GREY};font-size:0.9em">{note}</div>')
 
 
 def download_html(snap: Snapshot) -> str:
@@ -163,8 +164,8 @@ def download_html(snap: Snapshot) -> str:
     name = f"{snap.network}{tuned}.dcz"
     return (
         f'<a class="dclab-download" download="{name}" href="data:application/octet-stream;base64,{b64}" '
-        'style="display:inline-block;padding:4px 12px;border:1px solid #4c78a8;border-radius:4px;'
-        f'text-decoration:none;color:#4c78a8">download {name} ({snap.file_bytes:,} bytes)</a>'
+        f'style="display:inline-block;padding:4px 12px;border:1px solid {style.BLUE};border-radius:4px;'
+        f'text-decoration:none;color:{style.BLUE}">download {name} ({snap.file_bytes:,} bytes)</a>'
     )
 
 
@@ -387,7 +388,7 @@ def compression_dashboard(
         try:
             snap = session.compress(picker.value, config(), evaluate=False, retrained=retrained())
         except DclabError as exc:
-            status.value = f'<span style="color:#b00">{escape(str(exc))}</span>'
+            status.value = f'<span style="color:{style.ERROR}">{escape(str(exc))}</span>'
             return
         t = time.perf_counter()
         show(snap)  # the page redraws its sizes before the test pass
