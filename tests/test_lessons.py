@@ -408,3 +408,21 @@ def test_lstm_demo_computes_from_an_empty_cache(tmp_results):
     again = pruning_lesson.lstm_pruning_demo(hidden=16, train_digits=256, epochs=1, progress=False)
     assert res == again  # the second call reads the cache
     assert all(0.0 <= v <= 1.0 for k, v in res.items() if isinstance(v, float) and "accuracy" in k)
+
+
+def test_notebook_03_sentences_follow_the_numbers():
+    by_bits = {"bits": [1, 2, 3], "baseline": 0.99, "conv": [0.90, 0.98, 0.99], "fc": [0.95, 0.985, 0.99]}
+    assert sharing_lesson.bits_summary(by_bits).endswith("with 1 bit the conv layers lose more")
+    assert sharing_lesson.bits_summary({**by_bits, "fc": [0.80, 0.9, 0.99]}).endswith("the fc layers lose more")
+    inits = {"bits": [1, 2, 4, 8], "accuracy": {"linear": [0.1] * 4, "density": [0.1] * 4},
+             "sse": {"linear": [9, 5, 2, 0.5], "density": [9, 5, 1, 0.1]}}
+    assert sharing_lesson.init_summary(inits).endswith("lowest clustering error at 8 bits: density")
+    tq = {"baseline": 0.99, "bits": 2, "accuracy": [0.95, 0.97, 0.98]}
+    assert sharing_lesson.trained_quantization_summary(tq).endswith("3.00 of the 4.00 points lost came back")
+
+
+def test_notebook_02_curves_sentences_are_the_last_sparsities():
+    curves = {"sparsity": [0.5, 0.9, 0.95], "baseline": 0.99, "no_retraining": [0.98, 0.9, 0.6],
+              "retrained": [0.99, 0.98, 0.97], "iterative": [0.99, 0.985, 0.98]}
+    lines = pruning_lesson.curves_summary(curves).splitlines()
+    assert [line.split()[0] for line in lines] == ["90%", "95%"] and "iterative 98.00%" in lines[-1]

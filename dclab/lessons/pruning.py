@@ -457,3 +457,12 @@ def masked_step_demo(step_fn: Callable, arch: str = "lenet300", layer: str = "ip
     return {"layer": layer, "loss_before": loss.item(), "loss_after": loss_after,
             "pruned": int((~mask).sum()), "pruned_nonzero": int((after[~mask] != 0).sum()),
             "kept": int(mask.sum()), "kept_moved": int((after[mask] != before[mask]).sum())}
+
+
+def curves_summary(curves: Mapping, last: int = 2) -> str:
+    """Lines for notebook 02 from ``pruning_curves``: the ``last`` sparsities, pruned alone, retrained, iterative."""
+    n = len(curves["sparsity"])
+    return "\n".join(
+        f"{curves['sparsity'][i]:.0%} pruned: no retraining {curves['no_retraining'][i]:.2%}, retrained once "
+        f"{curves['retrained'][i]:.2%}, iterative {curves['iterative'][i]:.2%} (baseline {curves['baseline']:.2%})"
+        for i in range(max(0, n - last), n))

@@ -418,3 +418,38 @@ def paper_weight_sharing_example(lr: float = 1.0) -> dict:
         "b": b,
         "k": k,
     }
+
+
+def bits_summary(res: Mapping, bits: Sequence[int] = (1, 2, 3)) -> str:
+    """Lines for notebook 03 from ``accuracy_vs_bits``: conv-only vs fc-only accuracy, and which loses more at 1 bit."""
+    lines = []
+    for b in bits:
+        i = res["bits"].index(b)
+        lines.append(f"{b} bit(s): only the conv layers shared {res['conv'][i]:.2%}, only the fc layers "
+                     f"{res['fc'][i]:.2%} (float32: {res['baseline']:.2%})")
+    i = res["bits"].index(min(res["bits"]))
+    worse = "conv" if res["conv"][i] < res["fc"][i] else "fc"
+    lines.append(f"with {res['bits'][i]} bit the {worse} layers lose more")
+    return "\n".join(lines)
+
+
+def init_summary(res: Mapping, bits: Sequence[int] = (1, 2, 4, 8)) -> str:
+    """Lines for notebook 03 from ``init_comparison``: accuracy and clustering error per initialization."""
+    lines = []
+    for b in bits:
+        i = res["bits"].index(b)
+        lines.append(f"{b} bit(s): " + ", ".join(
+            f"{init} {res['accuracy'][init][i]:.2%} (clustering error {res['sse'][init][i]:.3g})"
+            for init in res["accuracy"]))
+    top = max(res["bits"])
+    lowest = min(res["sse"], key=lambda init: res["sse"][init][res["bits"].index(top)])
+    lines.append(f"lowest clustering error at {top} bits: {lowest}")
+    return "\n".join(lines)
+
+
+def trained_quantization_summary(res: Mapping) -> str:
+    """The line for notebook 03 from ``trained_quantization``: what sharing cost and what fine-tuning gave back."""
+    before, after = res["accuracy"][0], res["accuracy"][-1]
+    lost, back = res["baseline"] - before, after - before
+    return (f"float32 {res['baseline']:.2%}; {2 ** res['bits']} shared values per layer {before:.2%}; after fine-tuning"
+            f" the centroids {after:.2%}: {100 * back:.2f} of the {100 * lost:.2f} points lost came back")
