@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["baselines", "table1", "huffman", "kmeans", "latency", "browser_latency", "sparse_matvec", "notebook_times"]
+SCRIPTS = ["baselines", "table1", "huffman", "kmeans", "latency", "widget_latency", "browser_latency",
+           "sparse_matvec", "notebook_times", "page_open"]
 
 
 def main() -> int:

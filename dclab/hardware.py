@@ -148,10 +148,15 @@ def _measure_roofline(device: str, threads: int, seconds: float) -> Roofline:
     return Roofline(flops, bandwidth, device, threads)
 
 
-def measure_roofline(seconds: float = 2.0, device: str = "cpu") -> Roofline:
-    """Peak matmul FLOP/s and memory bandwidth of this machine, measured once per process (notebook 01)."""
+def measure_roofline(seconds: float = 2.0, device: str = "cpu", refresh: bool = False) -> Roofline:
+    """Peak matmul FLOP/s and memory bandwidth of this machine, measured once per process (notebook 01).
+
+    ``refresh`` measures again (and keeps the new measurement for the rest of the process).
+    """
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DclabError("no CUDA device here; measure the roofline with device='cpu'.")
+    if refresh:
+        _measure_roofline.cache_clear()
     return _measure_roofline(device, torch.get_num_threads(), float(seconds))
 
 

@@ -1,9 +1,22 @@
 """Serving the notebooks as Voila dashboards: the one launcher behind ``make demo``, the tests and the benchmarks.
 
 Voila runs with the repository's ``voila.json`` (template ``dclab``: every asset from
-127.0.0.1; kernel culling; the capstone's preheated kernel). In a source checkout, where an
+127.0.0.1; kernel culling; a preheated kernel for every notebook). In a source checkout, where an
 editable install does not copy the template into the environment, ``JUPYTER_PATH`` is
 pointed at the checkout's ``share/jupyter`` so Voila finds it.
+
+Why every page is preheated (``benchmarks/page_open.py`` measures it): a kernel needs seconds to
+import torch and plotly before a lecture's first cell can show anything, and Voila's lab template
+shows a page only once all its cells have run. With ``preheat_kernel`` Voila starts one kernel per
+notebook when the server starts and runs the notebook in it; a visitor gets that page at once, and
+Voila starts and runs a fresh kernel for the next visitor ``fill_delay`` (10 s) later: by then the
+browser has drawn the page just served, which that run would otherwise slow down on a 2-core machine
+(a reload within those seconds waits for the fresh kernel's run). Voila 0.5's
+progressive rendering (outputs shown cell by cell) cannot be combined with preheated kernels
+(Voila refuses to start), and would still wait for the imports, so it is off. The price is memory and
+CPU: one idle kernel per notebook (their memory is in ``benchmarks/RESULTS.md``, section page-open),
+and each visit reruns its notebook in the background (seconds on a warm cache: the lectures' slow
+experiments and measurements are cached, ``dclab.lessons.store``).
 """
 from __future__ import annotations
 

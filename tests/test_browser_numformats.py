@@ -1,4 +1,5 @@
-"""Notebook 01 under Voila in a real browser: type a value, see its bits; drag the energy calculator."""
+"""Notebook 01 under Voila in a real browser: type a value, see its bits; drag the energy calculator; time a
+pruned layer on request."""
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -59,4 +60,13 @@ def test_format_explorer_and_energy_calculator(open_dashboard):
     page.wait_for_function(
         "() => document.querySelector('.dclab-energy-ratio')?.textContent === '2x'", timeout=30_000
     )
+
+    # the optional dense-vs-sparse timing runs when its button is pressed, and says where and when it ran
+    page.locator(".dclab-sparse-time button, button.dclab-sparse-time").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('.dclab-sparse-summary')?.textContent.includes('in this session')",
+        timeout=180_000,
+    )
+    page.wait_for_selector(".dclab-sparse-figure .main-svg", timeout=60_000)
+    assert "batch 1000" in dashboard.text(".dclab-sparse-summary")
     dashboard.assert_no_errors()

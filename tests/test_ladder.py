@@ -111,11 +111,29 @@ def test_retraining_buys_accuracy_at_the_papers_rates(session):
     assert tuned.rung == retrained.rung  # fine-tuning stays on the rung's weights
 
 
-def test_models_given_to_a_session_have_no_ladder(lenet300, mnist_test):
-    session = CompressionSession(mnist_test, {"lenet300": lenet300})
+def test_a_given_model_has_the_ladder_only_if_it_is_the_baseline_it_grew_from(lenet300, ladder300, mnist_test):
+    from dclab.pipeline.ladder import ladder_for
+
+    assert ladder300.grown_from(lenet300) and ladder_for(lenet300) is not None
+    given = CompressionSession(mnist_test, {"lenet300": lenet300})  # the zoo's baseline, its ladder cached
+    assert given.has_ladder("lenet300")
+    assert given.compress("lenet300", CompressionConfig(sparsity=0.9), evaluate=False, retrained=True).rung > 0
+
+    other = LeNet300()
+    other.load_state_dict(lenet300.state_dict())
+    with torch.no_grad():
+        other.ip3.bias.add_(1e-3)  # another network, however close
+    assert not ladder300.grown_from(other) and ladder_for(other) is None
+    session = CompressionSession(mnist_test, {"lenet300": other})
     assert not session.has_ladder("lenet300")
     with pytest.raises(DclabError, match="no retrained ladder"):
         session.compress("lenet300", CompressionConfig(sparsity=0.5), retrained=True)
+    with pytest.raises(DclabError, match="not the zoo's baseline"):
+        CompressionSession(mnist_test, {"lenet300": other}, ladders=True).ladder("lenet300")
+    with pytest.raises(DclabError, match="not the zoo's baseline"):
+        ladder_for(other, True)
+    assert ladder_for(lenet300, False) is None
+    assert not CompressionSession(mnist_test, ladders=False).has_ladder("lenet300")
 
 
 def test_table_1_interpreted_finds_the_largest_ratio_without_loss(ladder300):

@@ -219,6 +219,62 @@ def test_compress_squeezenet_writes_a_real_dcz_that_loads_back(monkeypatch):
     assert max(len(torch.unique(m.weight)) for m in compressible_layers(model).values()) <= 2**6
 
 
+def test_compress_squeezenet_read_from_the_cache_equals_a_fresh_compression(tmp_path, monkeypatch):
+    import dclab.pipeline
+
+    monkeypatch.setattr(squeezenet_lesson, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(torchvision.models, "squeezenet1_0", lambda **_kw: (_ for _ in ()).throw(OSError("offline")))
+    weights = reference.squeezenet1_0_weights()
+    fresh = squeezenet_lesson.compress_squeezenet(bits=6, weights=weights, cache=False)
+    assert not list(tmp_path.iterdir())  # cache=False writes nothing
+    first = squeezenet_lesson.compress_squeezenet(bits=6, weights=weights)
+    assert first.dcz == fresh.dcz and squeezenet_lesson.squeezenet_dcz_path(weights, _config(6)).is_file()
+
+    monkeypatch.setattr(dclab.pipeline, "compress_weights", lambda *a, **k: pytest.fail("compressed again"))
+    cached = squeezenet_lesson.compress_squeezenet(bits=6, weights=weights)
+    assert cached.dcz == fresh.dcz and repr(cached) == repr(fresh)
+    assert cached.report.stage_bytes == fresh.report.stage_bytes
+    assert cached.report.to_frame().equals(fresh.report.to_frame())
+    assert (cached.trained, cached.note, cached.alexnet_bytes) == (fresh.trained, fresh.note, fresh.alexnet_bytes)
+
+    # other weights, or other settings, are another file
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        other = reference.PretrainedSqueezeNet(sqn.SqueezeNet(), False, weights.note)
+    assert squeezenet_lesson.squeezenet_dcz_path(other, _config(6)) != squeezenet_lesson.squeezenet_dcz_path(weights, _config(6))
+    assert squeezenet_lesson.squeezenet_dcz_path(weights, _config(8)) != squeezenet_lesson.squeezenet_dcz_path(weights, _config(6))
+
+
+def test_a_damaged_cached_squeezenet_file_is_compressed_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(squeezenet_lesson, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(torchvision.models, "squeezenet1_0", lambda **_kw: (_ for _ in ()).throw(OSError("offline")))
+    weights = reference.squeezenet1_0_weights()
+    first = squeezenet_lesson.compress_squeezenet(bits=4, weights=weights)
+    path = squeezenet_lesson.squeezenet_dcz_path(weights, _config(4))
+    path.write_bytes(first.dcz[:100])
+    again = squeezenet_lesson.compress_squeezenet(bits=4, weights=weights)
+    assert again.dcz == first.dcz and path.read_bytes() == first.dcz
+
+
+def _config(bits: int):
+    from dclab.pipeline import CompressionConfig
+
+    return CompressionConfig(sparsity=squeezenet_lesson.SQUEEZENET_DC_SPARSITY, conv_bits=bits, fc_bits=bits)
+
+
+@pytest.mark.slow
+def test_cached_mnist_comparison_equals_the_measured_one(mnist_test, lenet5, tmp_path, monkeypatch):
+    from dclab.lessons import store
+
+    compressed = squeezenet_lesson.compress_firenet(progress=False)
+    monkeypatch.setattr(store, "cache_dir", lambda: tmp_path)
+    cached = squeezenet_lesson.cached_mnist_comparison(compressed)
+    firenet = squeezenet_lesson.pretrained_firenet(progress=False)
+    assert cached == squeezenet_lesson.mnist_comparison(lenet5, firenet, compressed, mnist_test)
+    monkeypatch.setattr(squeezenet_lesson, "test_error", lambda *a, **k: pytest.fail("measured again"))
+    assert squeezenet_lesson.cached_mnist_comparison(compressed) == cached
+
+
 # ---------------------------------------------------------------- FireNet: BatchNorm folding, training, compression
 
 

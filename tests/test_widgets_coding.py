@@ -138,3 +138,27 @@ def test_coder_comparison_and_pipeline_figures_carry_the_numbers():
     assert list(pf.data[0].y) == [1000, 200, 60, 45]
     assert list(pf.data[1].y) == [0, 800, 140, 15]
     assert pf.layout.yaxis.type == "log"
+
+
+def test_an_untrained_network_has_no_ladder_to_offer(widget):
+    assert widget.retrained.disabled and widget.retrained.value is False and widget.point.rung == 0
+    assert "no retrained ladder" in widget.rung_label.value
+
+
+@pytest.mark.slow
+def test_on_the_zoos_baseline_the_widget_answers_on_the_retrained_rung(lenet300, mnist_test):
+    from dclab.pipeline.ladder import retrained_ladder
+    from dclab.widgets.coding import pipeline_config
+
+    box = pipeline_widget(lenet300, mnist_test, sparsity=0.9, bits=5, gap_bits=5)
+    assert box.retrained.value is True and not box.retrained.disabled
+    rung = retrained_ladder("lenet300", progress=False).rung_for({n: 0.9 for n in ("ip1", "ip2", "ip3")})
+    assert box.point.rung == rung.index > 0 and rung.describe() in box.rung_label.value
+    _, dcz, _ = compress_weights(rung.model("lenet300"), pipeline_config(0.9, 5, 5))
+    assert box.point.dcz == dcz  # the engine's bytes, on the rung's weights
+    assert box.point.test_error == pytest.approx(test_error(load_model(dcz), mnist_test))
+    assert "retrained" in box.error_label.value
+    retrained = box.point.test_error
+    box.retrained.value = False
+    assert box.point.rung == 0 and box.point.test_error > retrained  # what retraining buys at 90%
+    assert "no retraining" in box.error_label.value

@@ -135,7 +135,9 @@ def test_figure_updated_in_place_equals_the_figure_built_from_scratch():
 
 @pytest.fixture(scope="module")
 def session(mnist_test, mnist_train, lenet300, lenet5):
-    return CompressionSession(mnist_test, {"lenet300": lenet300, "lenet5": lenet5}, train_data=mnist_train)
+    # no ladders: these tests drive the baselines themselves (the retrained ladder has its own tests)
+    return CompressionSession(mnist_test, {"lenet300": lenet300, "lenet5": lenet5}, train_data=mnist_train,
+                              ladders=False)
 
 
 @pytest.fixture
@@ -342,7 +344,7 @@ def test_the_page_answers_on_the_retrained_ladder_and_compares_without(mnist_tes
     assert plain.file_bytes > 0 and plain.accuracy < first.accuracy  # what retraining buys
 
 
-def test_models_given_to_the_page_have_no_retrained_toggle(dashboard):
+def test_a_session_without_ladders_has_no_retrained_toggle(dashboard):
     assert dashboard.retrained.disabled and not dashboard.snapshot.retrained
 
 

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 def explorer(lenet300, mnist_test, mnist_train):
     from dclab.widgets.pruning import prune_explorer
 
-    return prune_explorer(lenet300, mnist_test, mnist_train.subset(6400), layer="ip1", sparsity=0.5)
+    # not retrained: these tests follow the baseline pruned as it is (the ladder's are at the end)
+    return prune_explorer(lenet300, mnist_test, mnist_train.subset(6400), layer="ip1", sparsity=0.5,
+                          retrained=False)
 
 
 def _shown_bytes(box) -> int:
@@ -133,3 +135,61 @@ def test_bad_arguments_say_what_to_do(lenet300, mnist_test):
         prune_explorer(lenet300, mnist_test, layer="fc9")
     with pytest.raises(DclabError, match="sparsity"):
         prune_explorer(lenet300, mnist_test, sparsity=1.0)
+
+
+# ---------------------------------------------------------------- on the retrained ladder
+
+
+@pytest.fixture(scope="module")
+def on_ladder(lenet300, mnist_test):
+    from dclab.widgets.pruning import prune_explorer
+
+    return prune_explorer(lenet300, mnist_test, layer="ip1", sparsity=0.93)  # the zoo's baseline: ladder offered
+
+
+def test_the_explorer_answers_on_the_nearest_retrained_rung(on_ladder, lenet300, mnist_test):
+    from dclab.pipeline.ladder import retrained_ladder
+
+    box = on_ladder
+    assert box.retrained.value is True and not box.retrained.disabled  # out of the box: retrained
+    setting = {n: prune.sparsity_of(m) for n, m in box.state["masks"].items()}
+    rung = retrained_ladder("lenet300", progress=False).rung_for(setting)
+    assert box.state["rung"] == rung.index > 0 and rung.describe() in box.rung_label.value
+    assert f'data-rung="{rung.index}"' in box.rung_label.value
+    rung_model = rung.model("lenet300")
+    for name, mask in box.state["applied_masks"].items():
+        w = rung_model.get_submodule(name).weight.detach()
+        assert int(mask.sum()) == int(box.state["masks"][name].sum())  # the setting's count, on the rung
+        assert torch.equal(mask, prune.magnitude_mask(w, setting[name]))  # pruned the rest of the way
+        assert torch.equal(box.model.get_submodule(name).weight.detach(), w * mask)
+    assert box.state["accuracy"] == evaluate(box.model, mnist_test)
+    expected = len(sparse.encode_pruned(box.state["applied_weights"]["ip1"], box.state["applied_masks"]["ip1"],
+                                        pruning_lesson.PRUNE_GAP_BITS["fc"]))
+    assert _shown_bytes(box) == expected  # the bytes of the layer the page shows
+    assert np.asarray(box.figure.data[3].y).sum() == int(box.state["applied_masks"]["ip1"].sum())
+    retrained = box.state["accuracy"]
+
+    box.retrained.value = False  # the same setting, not retrained
+    assert box.state["rung"] == 0 and 'data-rung="0"' in box.rung_label.value
+    assert box.state["accuracy"] == evaluate(box.model, mnist_test) < retrained  # what retraining buys
+    assert "no retraining" in box.accuracy_label.value
+    box.retrained.value = True
+    assert box.state["accuracy"] == retrained
+
+
+def test_a_setting_below_the_first_rung_says_nothing_retrained_fits(on_ladder):
+    _set(on_ladder, retrained=True, scope="single", layer="ip2", sparsity=0.5)  # ip1 and ip3 unpruned
+    assert on_ladder.state["rung"] == 0 and "nothing retrained fits" in on_ladder.rung_label.value
+    _set(on_ladder, scope="layer")
+
+
+def test_another_network_gets_no_ladder(untrained_lenet300, synthetic_digits):
+    from dclab.errors import DclabError
+    from dclab.widgets.pruning import prune_explorer
+
+    other = untrained_lenet300  # not the baseline the ladder grew from
+    box = prune_explorer(other, synthetic_digits)
+    assert box.ladder is None and box.retrained.disabled and box.retrained.value is False
+    assert "no retrained ladder" in box.rung_label.value
+    with pytest.raises(DclabError, match="not the zoo's baseline"):
+        prune_explorer(other, synthetic_digits, retrained=True)

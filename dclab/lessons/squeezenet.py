@@ -16,6 +16,7 @@ from torch import nn
 
 from dclab import paper, zoo
 from dclab.cache import atomic_write_bytes, fingerprint
+from dclab.codec.container import FORMAT_VERSION
 from dclab.errors import DclabError
 from dclab.models import compressible_layers, count_parameters
 from dclab.models.squeezenet import FireNet
@@ -123,23 +124,53 @@ class SqueezeNetCompression(NamedTuple):
         )
 
 
+def weights_digest(model: nn.Module) -> str:
+    """16 hex digits of the sha256 of a model's state dict (names and bytes): what a cached result was computed from."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def squeezenet_dcz_path(weights: PretrainedSqueezeNet, config: "CompressionConfig") -> Path:
+    """Where ``compress_squeezenet`` caches its ``.dcz``: keyed by the weights' bytes, the settings and the format."""
+    key = json.dumps({"weights": weights_digest(weights.model), "config": config.to_dict(),
+                      "format": FORMAT_VERSION}, sort_keys=True, default=str)
+    return cache_dir() / "compressed" / f"squeezenet1_0-{hashlib.sha256(key.encode()).hexdigest()[:16]}.dcz"
+
+
 def compress_squeezenet(
     bits: int = 6,
     sparsity: float = SQUEEZENET_DC_SPARSITY,
     weights: PretrainedSqueezeNet | None = None,
     huffman: bool = True,
+    cache: bool = True,
 ) -> SqueezeNetCompression:
     """SqueezeNet 1.0 + Deep Compression without retraining: prune, k-means, Huffman, a real ``.dcz`` (notebook 05, section 6).
 
     Uses the pipeline's no-training path (``compress_weights``): on ImageNet the
-    paper retrains, which a CPU cannot do here, so no accuracy is claimed.
+    paper retrains, which a CPU cannot do here, so no accuracy is claimed. The file is
+    cached (``squeezenet_dcz_path``: by the weights' bytes and the settings; the encoder is
+    deterministic), and its report is read from the file (``report_from_dcz``), as for a
+    freshly written one.
     """
-    from dclab.pipeline import CompressionConfig, compress_weights
+    from dclab.pipeline import CompressionConfig, compress_weights, report_from_dcz
 
     weights = weights or squeezenet1_0_weights()
     config = CompressionConfig(sparsity=sparsity, conv_bits=bits, fc_bits=bits, huffman=huffman)
-    _, dcz, report = compress_weights(weights.model, config)
     alexnet_bytes = count_parameters(reference_architecture("alexnet")) * FP32_BYTES
+    path = squeezenet_dcz_path(weights, config) if cache else None
+    if path is not None and path.is_file():
+        try:
+            dcz = path.read_bytes()
+            return SqueezeNetCompression(report_from_dcz(dcz), dcz, weights.trained, weights.note, alexnet_bytes)
+        except (OSError, DclabError):
+            path.unlink(missing_ok=True)  # a damaged cache file is recomputed
+    _, dcz, report = compress_weights(weights.model, config)
+    if path is not None:
+        atomic_write_bytes(path, dcz)
     return SqueezeNetCompression(report, dcz, weights.trained, weights.note, alexnet_bytes)
 
 
@@ -231,6 +262,21 @@ def mnist_comparison(lenet5: nn.Module, firenet: nn.Module, compressed: FireNetC
             "x smaller than LeNet-5": round(base / size, 1),
         })
     return rows
+
+
+def cached_mnist_comparison(compressed: FireNetCompression) -> list[dict]:
+    """``mnist_comparison`` of the zoo's LeNet-5 and FireNet and ``compressed``, measured once and cached (notebook 05, section 5).
+
+    Keyed by both baselines' fingerprints and the bytes of the compressed file: three passes over the
+    10,000 test digits (FireNet's many multiply-accumulates make it the slowest cell of the page) are
+    made on the first run only.
+    """
+    from dclab.lessons.store import baseline_fingerprint, cached_result, test_set
+
+    settings = {"lenet5": baseline_fingerprint("lenet5"), "firenet": baseline_fingerprint("firenet"),
+                "compressed": hashlib.sha256(compressed.dcz).hexdigest()[:16], "test": "mnist-test"}
+    return cached_result("mnist-comparison", settings, lambda: {"rows": mnist_comparison(
+        zoo.pretrained("lenet5"), pretrained_firenet(), compressed, test_set())})["rows"]
 
 
 def squeezenet_size_rows(summaries: list[ArchSummary], compressed: dict[int, SqueezeNetCompression]) -> list[SizeRow]:

@@ -109,6 +109,12 @@ class Ladder:
                     best = rung
         return best
 
+    def grown_from(self, model: nn.Module) -> bool:
+        """Whether ``model`` holds exactly the baseline this ladder was climbed from (rung 0)."""
+        state = model.state_dict()
+        base = self.rungs[0].state
+        return state.keys() == base.keys() and all(torch.equal(state[k], base[k]) for k in base)
+
     def __repr__(self) -> str:
         accs = ", ".join(f"{r.level:.0%}: {r.accuracy:.2%}" for r in self.rungs[1:] if r.accuracy is not None)
         return f"Ladder({self.arch}: {len(self.rungs) - 1} retrained rungs; {accs})"
@@ -191,3 +197,39 @@ def ladder_ready(arch: str) -> bool:
         return False
     folder = ladder_dir(arch)
     return all((folder / f"rung-{i}.pt").is_file() for i in range(1, len(LEVELS[arch]) + 1))
+
+
+def ladder_of(model: nn.Module, arch: str) -> Ladder | None:
+    """The cached ladder climbed from this very ``model`` (the zoo's baseline of ``arch``), or None when
+    ``model`` is another network or the ladder is not cached yet (nothing is trained here)."""
+    if arch not in LEVELS or not ladder_ready(arch):
+        return None
+    ladder = retrained_ladder(arch, progress=False)
+    return ladder if ladder.grown_from(model) else None
+
+
+def ladder_for(model: nn.Module, asked: bool | None = None, arch: str | None = None) -> Ladder | None:
+    """The retrained ladder behind a live page showing ``model`` (notebooks 02, 04, 06).
+
+    ``asked=None``: the cached ladder if ``model`` is the zoo's baseline it was climbed from, else None;
+    ``True``: that ladder, climbed (with a progress bar) if not cached, refusing any other network with
+    a clear error; ``False``: None."""
+    from dclab.pipeline.compress import arch_of
+
+    if asked is False:
+        return None
+    if arch is None:
+        try:
+            arch = arch_of(model)
+        except DclabError:
+            arch = None
+    if not asked:
+        return ladder_of(model, arch) if arch is not None else None
+    if arch not in LEVELS:
+        raise DclabError(f"no retrained ladder for this network; ladders exist for {', '.join(LEVELS)} "
+                         "(answer it with retrained=False)")
+    ladder = retrained_ladder(arch)
+    if not ladder.grown_from(model):
+        raise DclabError(f"this {arch} is not the zoo's baseline that the retrained ladder was climbed from "
+                         "(answer it with retrained=False)")
+    return ladder

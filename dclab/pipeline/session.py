@@ -38,7 +38,7 @@ from dclab.algorithms.quantize import Codebook, apply_codebooks_, quantize_layer
 from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.pipeline import CompressionConfig, CompressionReport, WeightCache
-from dclab.pipeline.ladder import LEVELS, Ladder, Rung, retrained_ladder
+from dclab.pipeline.ladder import LEVELS, Ladder, Rung, ladder_for, retrained_ladder
 
 __all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "staged_forward"]
 
@@ -391,15 +391,32 @@ class CompressionSession:
             return self._networks[arch]
 
     def has_ladder(self, arch: str) -> bool:
-        """Whether settings of ``arch`` can be answered on retrained networks: a zoo baseline with a ladder
-        (``ladders=None``: for the zoo's baselines, not for models given to the session)."""
-        use = self._use_ladders if self._use_ladders is not None else arch not in self._models
-        return bool(use) and arch in LEVELS
+        """Whether settings of ``arch`` can be answered on retrained networks (``dclab.pipeline.ladder``).
+
+        ``ladders=None``: yes for the zoo's baselines (the ladder is climbed on first use if need be) and
+        for a given model that is the zoo's baseline with its ladder cached; no for other given models.
+        ``ladders=True`` asks for it (a given model must then be the zoo's baseline)."""
+        if arch not in LEVELS or self._use_ladders is False:
+            return False
+        if arch not in self._models or self._use_ladders:
+            return True
+        return self._given_ladder(arch) is not None
+
+    def _given_ladder(self, arch: str, asked: bool | None = None) -> Ladder | None:
+        with self._lock:
+            if arch not in self._ladders:
+                found = ladder_for(self._models[arch], asked, arch)
+                if found is None:
+                    return None
+                self._ladders[arch] = found
+            return self._ladders[arch]
 
     def ladder(self, arch: str) -> Ladder:
         """``arch``'s retrained ladder (climbed, with a progress bar, only if not cached)."""
         if not self.has_ladder(arch):
             raise DclabError(f"{arch} has no retrained ladder in this session; compress it with retrained=False")
+        if arch in self._models:
+            return self._given_ladder(arch, asked=True)
         with self._lock:
             if arch not in self._ladders:
                 self._ladders[arch] = retrained_ladder(arch, test_data=self.test_data)

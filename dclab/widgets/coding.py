@@ -17,6 +17,7 @@ from dclab.pipeline import CompressionConfig, CompressionReport, arch_of
 from dclab.pipeline.session import CompressionSession
 from dclab.viz import style
 from dclab.viz.coding import fig_pipeline, waterfall_values
+from dclab.widgets.retraining import retrained_toggle, rung_html
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class PipelinePoint:
     dcz: bytes
     report: CompressionReport
     test_error: float
+    rung: int = 0
+    rung_label: str = "the dense baseline (not retrained)"
 
     @property
     def file_bytes(self) -> int:
@@ -63,16 +66,20 @@ def _pct(x: float) -> str:
 
 @renamed_keywords
 def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, bits: int = 5,
-                    gap_bits: int = 5, baseline_error: float | None = None) -> W.VBox:
+                    gap_bits: int = 5, baseline_error: float | None = None,
+                    retrained: bool | None = None) -> W.VBox:
     """Sparsity, bits and gap-bits sliders; the model's size through the stages in real ``.dcz`` bytes (notebook 04).
 
-    No retraining: each setting prunes the trained ``model`` by magnitude, shares
-    its weights by k-means and writes the ``.dcz`` with and without Huffman
-    coding; the shown error is that of the weights the file holds, on all of ``test_data``.
-    The work is the capstone's ``CompressionSession`` (one engine; settings already seen
-    come from its caches).
+    Each setting prunes the network by magnitude, shares its weights by k-means and writes the
+    ``.dcz`` with and without Huffman coding; the shown error is that of the weights the file holds,
+    on all of ``test_data``. *retrained* answers on the nearest rung of the retrained ladder
+    (``dclab.pipeline.ladder``), *not retrained* on ``model`` itself. ``retrained=None`` offers the
+    ladder when ``model`` is the zoo's baseline with its ladder cached; True asks for it (climbed with a
+    progress bar if need be); False never. The work is the capstone's ``CompressionSession`` (one engine;
+    settings already seen come from its caches).
 
-    Attributes for tests: ``sparsity``, ``bits``, ``gap_bits`` (sliders);
+    Attributes for tests: ``sparsity``, ``bits``, ``gap_bits`` (sliders), ``retrained`` (toggle);
+    ``rung_label`` (HTML);
     ``figure`` (FigureWidget); ``size_label``, ``fixed_label``, ``ratio_label``,
     ``error_label`` (HTML); ``point`` (the current ``PipelinePoint``).
     """
@@ -80,13 +87,18 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
         raise DclabError(f"sparsity must be in [0, 1) (the fraction of weights removed); got {sparsity!r}")
     arch = arch_of(model)
     # the capstone's engine: masks, codebooks, .dcz and accuracy, each cached (settings seen before are instant)
-    session = CompressionSession(test_data, {arch: model})
+    session = CompressionSession(test_data, {arch: model}, ladders=retrained)
     net = session.network(arch)
     base_error = 1 - net.baseline_accuracy if baseline_error is None else float(baseline_error)
+    has_ladder = session.has_ladder(arch)
+    if has_ladder:
+        session.ladder(arch)  # climbed now (retrained=True on an empty cache), not on the first move
+    retrain = retrained_toggle(has_ladder)
 
     def point_for(s: float, b: int, ib: int) -> PipelinePoint:
-        snap = session.compress(arch, pipeline_config(s, b, ib))
-        return PipelinePoint(float(s), int(b), int(ib), snap.dcz, snap.report, 1 - snap.accuracy)
+        snap = session.compress(arch, pipeline_config(s, b, ib), retrained=bool(retrain.value))
+        return PipelinePoint(float(s), int(b), int(ib), snap.dcz, snap.report, 1 - snap.accuracy,
+                             snap.rung, snap.rung_label)
 
     slider_style = {"description_width": "110px"}
     sparsity_slider = W.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
@@ -107,6 +119,7 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     error_label.add_class("dclab-pipeline-error")
     status = W.HTML()
     status.add_class("dclab-pipeline-status")
+    rung_label = W.HTML()
 
     first = point_for(sparsity, bits, gap_bits)
     figure = go.FigureWidget(fig_pipeline(first.report.stage_bytes, _layer_rows(first.report)))
@@ -115,8 +128,10 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
         size_label.value = f'<span style="font-size:1.3em"><b>{p.file_bytes:,}</b> bytes</span> (.dcz, Huffman)'
         fixed_label.value = f"{p.fixed_bytes:,} bytes without Huffman"
         ratio_label.value = f'<span style="font-size:1.3em"><b>{p.ratio:.1f}x</b></span> smaller than fp32'
+        how = "retrained" if p.rung else "no retraining"
         error_label.value = (f'test error <span style="font-size:1.3em"><b>{_pct(p.test_error)}</b></span> '
-                             f"(baseline {_pct(base_error)}, no retraining)")
+                             f"(baseline {_pct(base_error)}, {how})")
+        rung_label.value = rung_html(p.rung, p.rung_label, has_ladder, asked=bool(retrain.value))
 
     def show(p: PipelinePoint) -> None:
         v = waterfall_values(p.report.stage_bytes)
@@ -150,22 +165,25 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
         show(p)
         status.value = ""
 
-    for slider in (sparsity_slider, bits_slider, gap_slider):
-        slider.observe(refresh, names="value")
+    for control in (sparsity_slider, bits_slider, gap_slider, retrain):
+        control.observe(refresh, names="value")
 
     numbers = W.HBox([size_label, ratio_label, error_label],
                      layout=W.Layout(justify_content="space-between", width="100%"))
     box.children = [
         W.HTML(f"<b>{escape(TITLES.get(arch, arch))}</b>: prune every layer, share its weights in 2<sup>bits</sup> "
-               "centroids, store gaps in a few bits, Huffman-code both (no retraining)."),
-        W.HBox([W.VBox([sparsity_slider, bits_slider, gap_slider]), W.VBox([fixed_label, status])]),
+               "centroids, store gaps in a few bits, Huffman-code both; on the network retrained after "
+               "pruning or not."),
+        W.HBox([W.VBox([sparsity_slider, bits_slider, gap_slider]), W.VBox([retrain, fixed_label, status])]),
         numbers,
+        rung_label,
         figure,
     ]
     box.add_class("dclab-pipeline-widget")
     box.sparsity, box.bits, box.gap_bits = sparsity_slider, bits_slider, gap_slider
     box.figure, box.size_label, box.fixed_label = figure, size_label, fixed_label
     box.ratio_label, box.error_label, box.status = ratio_label, error_label, status
+    box.retrained, box.rung_label = retrain, rung_label
     box.point, box.baseline_error, box.session = first, base_error, session
     show_numbers(first)  # the figure was built from this point already
     return box

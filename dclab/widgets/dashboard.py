@@ -23,6 +23,7 @@ from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
 from dclab.pipeline.session import CompressionSession, Estimate, Snapshot, Superseded
 from dclab.viz import style
 from dclab.viz.dashboard import fig_compression, fmt_kb, update_compression
+from dclab.widgets.retraining import retrained_toggle, rung_html
 
 NETWORKS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
 PAPER_RATIO = {arch: float(row.ratio) for arch, row in paper.TABLE1.items()}
@@ -96,10 +97,7 @@ def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0,
         f' <span style="color:{style.DARK_GREY}">paper: <b class="dclab-paper-ratio">{PAPER_RATIO.get(snap.network, 0):.0f}x</b>'
         f" for {escape(title)} (with retraining)</span></div>"
         "</div>"
-        f'<div class="dclab-rung" data-rung="{snap.rung}" style="color:{style.DARK_GREY};margin-top:2px">'
-        f"computed on {escape(snap.rung_label)}"
-        + ("" if snap.retrained else " (choose <i>retrained</i> to see what retraining buys)")
-        + "</div>"
+        + rung_html(snap.rung, snap.rung_label)
     )
 
 
@@ -230,11 +228,8 @@ def compression_dashboard(
     fc_gap_bits = slider("fc", "fc_gap_bits", W.IntSlider, min=1, max=12)
     huffman = W.Checkbox(value=True, description="Huffman coding", indent=False)
     huffman.add_class("dclab-huffman")
-    retrain = W.ToggleButtons(options=[("retrained", True), ("not retrained", False)],
-                              value=session.has_ladder(network), style={"button_width": "110px"},
-                              tooltip="answer on the nearest network retrained after pruning (the ladder), or on "
-                                      "the baseline pruned without retraining")
-    retrain.add_class("dclab-retrained")
+    retrain = retrained_toggle(True)
+    retrain.value = session.has_ladder(network)
     init = W.ToggleButtons(options=list(INITS), value="linear", style={"button_width": "70px"})
     init.add_class("dclab-init")
     layer = W.Dropdown(description="layer", layout=W.Layout(width="200px"), style={"description_width": "40px"})

@@ -1,4 +1,5 @@
-"""Notebook 01's energy calculator: reading a network's weights from DRAM or on-chip SRAM, before and after compression."""
+"""Notebook 01's widgets: the energy calculator (a network's weights read from DRAM or on-chip SRAM, before and after
+compression) and the dense-vs-sparse timing, which runs when asked."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import torch
 
 from dclab import hardware as hw
 from dclab.errors import DclabError
+from dclab.lessons import store
+from dclab.viz import style
 from dclab.viz.hardware import (
+    fig_sparse_timings,
     fig_weight_energy,
     fmt_bytes,
     fmt_energy,
@@ -135,4 +139,72 @@ def energy_calculator(network: str = "alexnet", sram_mb: float = 8.0) -> W.VBox:
     compression.observe(refresh, names="value")
     sram.observe(refresh, names="value")
     show(before, after, sram_bytes)  # the figure already shows these: leave it untouched until the browser connects
+    return box
+
+
+def sparse_timings_html(timings: list[hw.SparseTiming], measured: store.Measurement,
+                        roofline: hw.Roofline | None = None) -> str:
+    """What a timing of the pruned layer measured, in sentences built from its numbers, and where and when (notebook 01)."""
+    lines = [hw.describe_sparse_timings([t for t in timings if t.batch_size == b])
+             for b in sorted({t.batch_size for t in timings})]
+    lines.append(f"By bytes, CSR reads less than dense only below {hw.csr_break_even_density(timings[0].shape):.0%} density.")
+    first = min((t for t in timings if t.batch_size == min(t.batch_size for t in timings)), key=lambda t: -t.density)
+    if roofline is not None:
+        lines.append(hw.describe_weight_traffic(first, roofline))
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return (f'<ul class="dclab-sparse-lines" style="margin:4px 0">{items}</ul>'
+            f'<div class="dclab-sparse-when" style="font-size:0.9em">Timings {escape(measured.label())}.</div>')
+
+
+def sparse_timing_panel(roofline: hw.Roofline | None = None, seconds: float = 0.25) -> W.VBox:
+    """"Does it run faster?": a pruned ip1, dense against CSR, timed on this machine when asked (notebook 01).
+
+    Timing takes a few seconds (``store.measured_sparse_timings``: ``hardware.time_sparse_matvec`` at
+    batch 1 and 1000), so it runs when the button is pressed, and the page opens without waiting for it.
+    A timing made earlier on this machine is shown at once, with where and when it was made; pressing the
+    button measures again. ``roofline`` adds the dense product's bandwidth beside the memory roof.
+
+    Attributes for tests: ``button``, ``status`` and ``summary`` (HTML), ``timings`` (the records shown,
+    or None), ``measured`` (their ``store.Measurement``), ``figure`` (the FigureWidget shown, or None).
+    """
+    button = W.Button(description="Time it on this machine (a few seconds)", button_style="primary",
+                      layout=W.Layout(width="auto"))
+    button.add_class("dclab-sparse-time")
+    status = W.HTML()
+    status.add_class("dclab-sparse-status")
+    summary = W.HTML()
+    summary.add_class("dclab-sparse-summary")
+    box = W.VBox([W.HBox([button, status]), summary])
+    box.add_class("dclab-sparse-timing")
+    box.button, box.status, box.summary = button, status, summary
+    box.timings, box.measured, box.figure = None, None, None
+
+    def show(timings: list[hw.SparseTiming], measured: store.Measurement) -> None:
+        box.timings, box.measured = timings, measured
+        summary.value = sparse_timings_html(timings, measured, roofline)
+        old, box.figure = box.figure, go.FigureWidget(fig_sparse_timings(timings))  # built whole, then shown
+        box.figure.add_class("dclab-sparse-figure")
+        box.children = [box.children[0], summary, box.figure]
+        if old is not None:
+            old.close()
+        button.description = "Time it again (a few seconds)"
+
+    def on_click(_button: W.Button) -> None:
+        button.disabled = True
+        status.value = "<i>timing dense and CSR products on this machine...</i>"
+        try:
+            show(*store.measured_sparse_timings(seconds=seconds, refresh=True))
+            status.value = ""
+        except Exception as exc:
+            status.value = f'<span style="color:{style.ERROR}">the timing failed: {escape(str(exc))}</span>'
+            raise
+        finally:
+            button.disabled = False
+
+    button.on_click(on_click)
+    stored = store.measured_sparse_timings(seconds=seconds, stored_only=True)
+    if stored is not None:
+        show(*stored)
+    else:
+        status.value = "<i>not timed on this machine yet</i>"
     return box

@@ -19,6 +19,7 @@ from dclab.errors import DclabError
 from dclab.lessons.pruning import PRUNE_GAP_BITS, RETRAIN_LR, prune_and_retrain
 from dclab.lessons.store import single_thread
 from dclab.models import compressible_layers, layer_kind
+from dclab.pipeline.ladder import ladder_for
 from dclab.train import evaluate
 from dclab.viz.pruning import (
     cut_lines,
@@ -26,6 +27,9 @@ from dclab.viz.pruning import (
     hist_counts,
     histogram_edges,
 )
+from dclab.widgets.retraining import retrained_toggle, rung_html
+
+BASELINE_LABEL = "the network as given (not retrained)"
 
 SCOPES = [("each layer", "layer"), ("global", "global"), ("this layer only", "single")]
 MODES = [("sparsity", "sparsity"), ("threshold (x std)", "quality")]
@@ -43,18 +47,25 @@ def prune_explorer(
     sparsity: float = 0.9,
     quality: float = 1.0,
     retrain_epochs: int = 2,
+    retrained: bool | None = None,
 ) -> W.VBox:
     """Prune a trained model live: sparsity or threshold, per layer or global (notebook 02).
 
     Shows the chosen layer's weights before and after, the test accuracy on all of
-    ``test_data`` without retraining, and the pruned layer's size really encoded in
-    the relative-index sparse format. "retrain" retrains the survivors (masks kept)
-    on ``train_data`` with a progress bar. ``model`` is not modified.
+    ``test_data``, and the pruned layer's size really encoded in the relative-index sparse
+    format. The setting (how many weights each layer loses) is read on ``model``'s weights;
+    *retrained* answers it on the nearest rung of the retrained ladder (``dclab.pipeline.ladder``:
+    the most pruned rung that prunes no layer more, pruned the rest of the way by magnitude),
+    *not retrained* on ``model`` pruned as it is. ``retrained=None`` offers the ladder when
+    ``model`` is the zoo's baseline with its ladder cached; True asks for it (climbed with a
+    progress bar if need be); False never. "retrain the survivors" retrains what is shown
+    (masks kept) on ``train_data`` with a progress bar. ``model`` is not modified.
 
-    Attributes for tests: ``mode``, ``scope``, ``layer``, ``sparsity``, ``quality``,
+    Attributes for tests: ``mode``, ``scope``, ``layer``, ``sparsity``, ``quality``, ``retrained``,
     ``epochs``, ``retrain_button``, ``progress`` (controls); ``figure`` (FigureWidget);
-    ``accuracy_label``, ``size_label``; ``state`` (numbers shown: accuracy, masks,
-    threshold, layer_bytes, model_bytes...); ``retrain()`` runs the button's action.
+    ``accuracy_label``, ``size_label``, ``rung_label``; ``state`` (numbers shown: accuracy, masks
+    (the setting, on ``model``), applied_masks and applied_weights (what the working model holds),
+    rung, threshold, layer_bytes, model_bytes...); ``retrain()`` runs the button's action.
     """
     work = copy.deepcopy(model).eval()
     modules = compressible_layers(work)
@@ -74,6 +85,8 @@ def prune_explorer(
     other_bytes = sum(4 * p.numel() for n, p in work.named_parameters() if n not in pruned_params)  # biases, fp32
     with single_thread():
         baseline = evaluate(work, test_data)
+    ladder = ladder_for(model, retrained)
+    rung_weights: dict[int, tuple[dict[str, torch.Tensor], dict[str, prune.MagnitudeOrder]]] = {}
 
     mode = W.ToggleButtons(options=MODES, value="sparsity", description="prune by")
     mode.add_class("dclab-prune-mode")
@@ -99,6 +112,8 @@ def prune_explorer(
     accuracy_label.add_class("dclab-prune-accuracy")
     size_label = W.HTML()
     size_label.add_class("dclab-prune-size")
+    retrain_toggle = retrained_toggle(ladder is not None)
+    rung_label = W.HTML()
 
     state: dict = {"baseline": baseline, "masks": {}, "layer_bytes": {}, "retrained_epochs": 0, "history": []}
     byte_cache: dict[str, tuple[torch.Tensor, int]] = {}
@@ -128,12 +143,28 @@ def prune_explorer(
             return 0.0
         return float(w[mask].abs().min()) if bool(mask.any()) else float(w.abs().max())
 
+    def applied() -> tuple[int, str, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(rung, its label, weights, masks) that the working model holds for the setting ``state["masks"]``."""
+        masks = state["masks"]
+        if ladder is None or not retrain_toggle.value:
+            return 0, BASELINE_LABEL, base, masks
+        sparsities = {n: 1.0 - float(m.sum()) / m.numel() for n, m in masks.items()}
+        rung = ladder.rung_for(sparsities)
+        if rung.index == 0:
+            return 0, rung.describe(), base, masks
+        if rung.index not in rung_weights:
+            rung_model = rung.model(ladder.arch)
+            weights = {n: m.weight.detach().clone() for n, m in compressible_layers(rung_model).items()}
+            rung_weights[rung.index] = weights, {n: prune.MagnitudeOrder(w) for n, w in weights.items()}
+        weights, orders = rung_weights[rung.index]
+        return rung.index, rung.describe(), weights, {n: orders[n].mask(sparsities[n]) for n in names}
+
     def layer_bytes(name: str) -> int:
-        mask = state["masks"][name]
-        cached = byte_cache.get(name)
+        mask, key = state["applied_masks"][name], (state["rung"], name)
+        cached = byte_cache.get(key)
         if cached is None or not torch.equal(cached[0], mask):
-            cached = (mask, len(encode_pruned(base[name], mask, gap_bits[name])))
-            byte_cache[name] = cached
+            cached = (mask, len(encode_pruned(state["applied_weights"][name], mask, gap_bits[name])))
+            byte_cache[key] = cached
         return cached[1]
 
     def describe() -> None:
@@ -158,12 +189,17 @@ def prune_explorer(
         )
         acc = state["accuracy"]
         retrained = state["retrained_epochs"]
-        how = f"after {retrained} epoch{'s' * (retrained > 1)} of retraining" if retrained else "no retraining"
+        how = "on the retrained rung" if state["rung"] else "no retraining"
+        if retrained:
+            how = f"after {retrained} more epoch{'s' * (retrained > 1)} of retraining" if state["rung"] else \
+                f"after {retrained} epoch{'s' * (retrained > 1)} of retraining"
         accuracy_label.value = (
             f'<div style="font-size:1.15em"><b>test accuracy</b> (10,000 digits): '
             f'<b class="dclab-prune-accuracy-value">{100 * acc:.2f}%</b> '
             f"({how}; unpruned {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)</div>"
         )
+        rung_label.value = rung_html(state["rung"], state["rung_label"], ladder is not None,
+                                     asked=bool(retrain_toggle.value))
 
     def draw() -> None:
         name = layer_dd.value
@@ -172,32 +208,36 @@ def prune_explorer(
         t = threshold(name)
         state["threshold"] = t
         x, y = cut_lines(t, float(before.max()))
-        retrained_w = modules[name].weight.detach()
+        retrained_w, applied_mask = modules[name].weight.detach(), state["applied_masks"][name]
+        shown = state["retrained_epochs"] or state["rung"]
         with fig.batch_update():
             fig.data[0].y = before
             fig.data[1].x, fig.data[1].y = x, y
             fig.data[2].y = hist_counts(w[mask], e)
-            fig.data[3].y = hist_counts(retrained_w[mask], e) if state["retrained_epochs"] else np.zeros(len(e) - 1)
+            fig.data[3].y = hist_counts(retrained_w[applied_mask], e) if shown else np.zeros(len(e) - 1)
             history = [state["pruned_accuracy"]] + state["history"]
             fig.data[5].x, fig.data[5].y = list(range(len(history))), [100 * a for a in history]
             fig.data[4].x = [0, max(1, len(history) - 1)]
             fig.layout.annotations[0].text = f"{name} before pruning"
         describe()
 
-    def restore_weights() -> None:
+    def apply_setting(masks: dict[str, torch.Tensor]) -> None:
+        """Put the setting's weights (on the rung the toggle asks for) into the working model and measure it."""
+        state["masks"] = masks
+        state["rung"], state["rung_label"], state["applied_weights"], state["applied_masks"] = applied()
+        state["retrained_epochs"], state["history"] = 0, []
         with torch.no_grad():
             for n, m in modules.items():
-                m.weight.copy_(base[n] * state["masks"][n])
+                m.weight.copy_(state["applied_weights"][n] * state["applied_masks"][n])
+        with single_thread():
+            state["accuracy"] = state["pruned_accuracy"] = evaluate(work, test_data)
+        state["layer_bytes"] = {n: layer_bytes(n) for n in names}
 
-    def refresh(*_) -> None:
+    def refresh(change=None) -> None:
         masks = compute_masks()
-        if any(not torch.equal(masks[n], state["masks"][n]) for n in names):  # else only the view changed
-            state["masks"] = masks
-            state["retrained_epochs"], state["history"] = 0, []
-            restore_weights()
-            with single_thread():
-                state["accuracy"] = state["pruned_accuracy"] = evaluate(work, test_data)
-            state["layer_bytes"] = {n: layer_bytes(n) for n in names}
+        toggled = change is not None and change.get("owner") is retrain_toggle
+        if toggled or any(not torch.equal(masks[n], state["masks"][n]) for n in names):  # else only the view
+            apply_setting(masks)
             progress.value = 0
         draw()
 
@@ -212,7 +252,7 @@ def prune_explorer(
         n_epochs = epochs.value
         steps_per_epoch = math.ceil(len(train_data) / 128)
         progress.max, progress.value = n_epochs * steps_per_epoch, 0
-        controls = [mode, scope, layer_dd, sparsity_slider, quality_slider, epochs, retrain_button]
+        controls = [mode, scope, layer_dd, sparsity_slider, quality_slider, retrain_toggle, epochs, retrain_button]
         for c in controls:
             c.disabled = True
         count = [0]
@@ -232,34 +272,35 @@ def prune_explorer(
 
         try:
             with single_thread():
-                prune_and_retrain(work, state["masks"], train_data, n_epochs, RETRAIN_LR, after_step=after_step,
-                                  progress=False, seed=start_epochs)
+                prune_and_retrain(work, state["applied_masks"], train_data, n_epochs, RETRAIN_LR,
+                                  after_step=after_step, progress=False, seed=start_epochs)
         finally:
             work.eval()
             for c in controls:
-                c.disabled = c is retrain_button and train_data is None
+                c.disabled = (c is retrain_button and train_data is None) or (c is retrain_toggle and ladder is None)
         draw()
 
-    state["masks"] = compute_masks()
-    restore_weights()
-    with single_thread():
-        state["accuracy"] = state["pruned_accuracy"] = evaluate(work, test_data)
-    state["layer_bytes"] = {n: layer_bytes(n) for n in names}
-    fig = go.FigureWidget(fig_prune_explorer(base[layer], state["masks"][layer], threshold(layer), edges[layer],
-                                             baseline, state["accuracy"], layer))
+    apply_setting(compute_masks())
+    figure = fig_prune_explorer(base[layer], state["masks"][layer], threshold(layer), edges[layer], baseline,
+                                state["accuracy"], layer)
+    if state["rung"]:  # complete before it is wrapped: a FigureWidget changed before the page connects renders empty
+        figure.data[3].y = hist_counts(state["applied_weights"][layer][state["applied_masks"][layer]], edges[layer])
+    fig = go.FigureWidget(figure)
     fig.add_class("dclab-prune-figure")
     state["threshold"] = threshold(layer)
     describe()
 
     mode.observe(on_mode, names="value")
-    for control in (scope, layer_dd, sparsity_slider, quality_slider):
+    for control in (scope, layer_dd, sparsity_slider, quality_slider, retrain_toggle):
         control.observe(refresh, names="value")
     retrain_button.on_click(retrain)
 
     box = W.VBox([
         W.HBox([mode, scope]),
         W.HBox([sparsity_slider, quality_slider, layer_dd]),
+        W.HBox([W.HTML("<b>weights</b>", layout=W.Layout(width="80px")), retrain_toggle]),
         accuracy_label,
+        rung_label,
         size_label,
         fig,
         W.HBox([epochs, retrain_button, progress]),
@@ -267,6 +308,7 @@ def prune_explorer(
     box.add_class("dclab-prune-explorer")
     box.mode, box.scope, box.layer, box.sparsity, box.quality = mode, scope, layer_dd, sparsity_slider, quality_slider
     box.epochs, box.retrain_button, box.progress = epochs, retrain_button, progress
+    box.retrained, box.rung_label, box.ladder = retrain_toggle, rung_label, ladder
     box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
     box.model, box.base_weights, box.edges = work, base, edges
     box.retrain = retrain

@@ -1,0 +1,132 @@
+"""Benchmark: notebook 02's prune explorer and notebook 03's bit-width widget, in-process, against one dense pass.
+
+For each network (LeNet-300-100, LeNet-5, trained baselines) and each widget, a seeded random walk
+moves one control at a time as an arrow key would (a slider one step, a toggle flipped); each move's
+time is the wall time of ``control.value = new`` (the callback runs synchronously: masks or k-means,
+the accuracy on all 10,000 test digits, the encoded size, the page update). The prune explorer walks
+on the retrained ladder (its default on the zoo's baselines). The floor is one dense test pass of the
+same model (``dclab.train.evaluate`` on one thread, as the widgets run), median of 5, measured in the
+same run; the goal is p50 at most 1.5x the floor.
+
+    python benchmarks/widget_latency.py [--moves 20] [--seed 0] [--networks lenet300 lenet5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_section  # noqa: E402
+from latency import GOAL, dense_pass, quantile  # noqa: E402
+
+from dclab import zoo  # noqa: E402
+from dclab.data import load_mnist  # noqa: E402
+from dclab.lessons.store import single_thread  # noqa: E402
+from dclab.widgets.dashboard import NETWORKS  # noqa: E402
+from dclab.widgets.pruning import prune_explorer  # noqa: E402
+from dclab.widgets.sharing import bit_width_explorer  # noqa: E402
+
+WIDGETS = {
+    "prune explorer (02)": (lambda model, test: prune_explorer(model, test, sparsity=0.9),
+                            {"sparsity": 0.80, "retrained": 0.20}),
+    "bit-width widget (03)": (lambda model, test: bit_width_explorer(model, test, bits=4),
+                              {"bits": 0.8, "init": 0.2}),
+}
+"""Each widget, how it is built, and how often each control moves in the walk."""
+
+
+def move(widget, rng: random.Random):
+    """The value one arrow key (or click) away from the current one."""
+    value = widget.value
+    if isinstance(value, bool):
+        return not value
+    if hasattr(widget, "options") and not hasattr(widget, "step"):
+        values = [o[1] if isinstance(o, tuple) else o for o in widget.options]
+        return rng.choice([v for v in values if v != value])
+    delta = widget.step * rng.choice([-1, 1])
+    new = value + delta
+    if not widget.min <= new <= widget.max:
+        new = value - delta
+    return round(new, 4) if isinstance(value, float) else int(new)
+
+
+def walk(box, controls: dict[str, float], moves: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    names, weights = list(controls), list(controls.values())
+    records = []
+    for _ in range(moves):
+        name = rng.choices(names, weights)[0]
+        control = getattr(box, name)
+        if control.disabled:
+            continue
+        new = move(control, rng)
+        t = time.perf_counter()
+        control.value = new
+        records.append({"control": name, "seconds": time.perf_counter() - t})
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--networks", nargs="+", default=["lenet300", "lenet5"], choices=list(NETWORKS))
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    test = load_mnist("test")
+    rows, verdicts = [], []
+    for network in args.networks:
+        model = zoo.pretrained(network)
+        with single_thread():
+            floor = dense_pass(model, test)
+        for title, (build, controls) in WIDGETS.items():
+            t = time.perf_counter()
+            box = build(model, test)
+            built = time.perf_counter() - t
+            records = walk(box, controls, args.moves, args.seed)
+            with single_thread():
+                floor = (floor + dense_pass(model, test)) / 2
+            seconds = [r["seconds"] for r in records]
+            p50, p95 = statistics.median(seconds), quantile(seconds, 0.95)
+            per = ", ".join(
+                f"{name} {1000 * statistics.median(r['seconds'] for r in records if r['control'] == name):.0f} ms"
+                for name in controls if any(r["control"] == name for r in records))
+            rows.append(f"| {NETWORKS[network]} | {title} | {1000 * floor:.0f} | {len(records)} | {1000 * p50:.0f} "
+                        f"| {1000 * p95:.0f} | **{p50 / floor:.2f}x** | {per} | {built:.1f} |")
+            ok = p50 / floor <= GOAL
+            verdicts.append(f"{NETWORKS[network]}, {title}: p50 = {p50 / floor:.2f}x the dense pass "
+                            f"({'meets' if ok else 'misses'} the {GOAL}x goal)")
+            print(rows[-1], flush=True)
+    markdown = "\n".join([
+        "## Widget latency, in-process (notebooks 02 and 03)",
+        "",
+        f"`python benchmarks/widget_latency.py --moves {args.moves} --seed {args.seed}`: a seeded random walk per "
+        "widget and network, one arrow-key step (or toggle) at a time, each move timed from `control.value = new` "
+        "to the end of the widget's update (masks or k-means, accuracy on all 10,000 test digits, encoded size, "
+        "figure). The prune explorer answers on the retrained ladder (its default on the zoo's baselines; the "
+        "walk also flips it to *not retrained* and back). The floor is one dense test pass of the same model on "
+        f"one thread (the widgets' own setting), median of 5, before and after. Goal: p50 at most {GOAL}x the "
+        f"floor. Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs (shared).",
+        "",
+        "| network | widget | dense pass (ms) | moves | p50 (ms) | p95 (ms) | p50 / pass | p50 by control "
+        "| built (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *[f"- {v}" for v in verdicts],
+    ])
+    print(markdown)
+    if not args.no_write:
+        write_section("widget-latency", markdown)
+
+
+if __name__ == "__main__":
+    main()
