@@ -5,9 +5,14 @@ file: each write goes to a temporary file of its own in the same folder, then is
 the target. A cached result names the baseline it came from by ``fingerprint``: the file's name
 and a hash of its bytes, so a baseline trained again (another seed, another machine) invalidates
 everything computed from the old one, and a copy of the same bytes does not.
+
+A folder that cannot be written raises ``NotWritableError`` (a ``DclabError`` that is still a
+``PermissionError``), saying which folder and what to do. A read-only ``DCLAB_CACHE`` shared by
+an instructor does not get there: ``dclab.paths.cache_dir()`` answers the user's own mirror of it.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import os
@@ -15,14 +20,32 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "fingerprint"]
+from dclab.errors import DclabError
+
+__all__ = ["NotWritableError", "atomic_write", "atomic_write_bytes", "fingerprint"]
+
+
+class NotWritableError(DclabError, PermissionError):
+    """A folder dclab must write into is read-only (still a ``PermissionError`` for callers that catch one)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Create ``path`` by ``write(temporary_path)`` then a rename; the folder is made if missing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise NotWritableError(
+            f"cannot write {path.name} into {path.parent}: the folder is read-only ({exc.strerror}). "
+            "If it is dclab's cache, set DCLAB_CACHE to a folder you can write (a read-only "
+            "DCLAB_CACHE is used through a mirror in your own cache folder, which could not be made)"
+        ) from exc
     os.close(fd)
     try:
         write(tmp)

@@ -3,7 +3,6 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
 from conftest import NOTEBOOKS, ROOT
 
 from dclab.lectures import LECTURES, START_PAGE
@@ -23,15 +22,6 @@ def test_readme_has_the_two_commands_and_ci_calls_the_test_one():
     commands = re.findall(r"^\s*(make \w+)\s*$", readme, flags=re.M)
     assert commands[:2] == ["make demo", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-
-
-def test_conda_and_binder_environments_agree():
-    def packages(path):
-        env = yaml.safe_load(path.read_text())
-        return {d for d in env["dependencies"] if isinstance(d, str)}
-
-    assert packages(ROOT / "environment.yml") == packages(ROOT / "binder" / "environment.yml")
-    assert "pytorch-cpu>=2.2" in packages(ROOT / "environment.yml")
 
 
 def test_pyproject_admits_the_pinned_torch():

@@ -16,7 +16,8 @@ yet" while the function still raises ``NotImplementedError``. Later cells call
 passes and dclab's otherwise, so one unfinished exercise does not stop a notebook.
 
 While autograding, set ``DCLAB_GRADING=1``: a check that does not pass then raises
-``ExerciseFailed`` (an ``AssertionError``), which nbgrader scores as 0.
+``ExerciseFailed`` (an ``AssertionError``), which nbgrader scores as 0, and one that passes
+prints its confirmation instead of returning it (nbgrader would read the cell's result as a score).
 """
 from dclab.exercises._core import (
     GRADING_ENV,

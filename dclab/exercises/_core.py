@@ -14,7 +14,7 @@ import html
 import math
 import os
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -22,7 +22,8 @@ import torch
 
 GRADING_ENV = "DCLAB_GRADING"
 """Set to 1 while autograding (e.g. ``DCLAB_GRADING=1 nbgrader autograde lab02``): a check
-that does not pass then raises ``ExerciseFailed``, so nbgrader scores its cell 0."""
+that does not pass then raises ``ExerciseFailed``, so nbgrader scores its cell 0, and one that
+passes prints its confirmation instead of returning it as the cell's result (see ``GradedResult``)."""
 
 PASSED, FAILED, NOT_DONE, ERROR = "passed", "failed", "not done", "error"
 
@@ -98,6 +99,18 @@ class CheckResult:
         return self
 
 
+class GradedResult(CheckResult):
+    """A check that passed while grading: printed (stdout) rather than shown as the cell's result.
+
+    nbgrader reads a test cell's result (its ``execute_result`` text) as a partial score and
+    warns "Cell output is ✓ ... which cannot be converted to a float" on anything else; it
+    ignores printed text and displays, so the confirmation still reaches the feedback.
+    """
+
+    def _ipython_display_(self) -> None:
+        print(self.message)
+
+
 @dataclass
 class Exercise:
     """One exercise: the function students write, its cases, how answers are compared, the fallback."""
@@ -166,11 +179,14 @@ class Exercise:
         )
 
     def check(self, student_fn: Any) -> CheckResult:
-        """``run``, then raise ``ExerciseFailed`` if grading (``DCLAB_GRADING=1``) and it did not pass."""
+        """``run``; while grading (``DCLAB_GRADING=1``) raise ``ExerciseFailed`` unless it passed, and
+        return a passed result as a ``GradedResult``, which nbgrader does not read as a score."""
         result = self.run(student_fn)
-        if os.environ.get(GRADING_ENV, "") not in ("", "0") and not result.passed:
+        if os.environ.get(GRADING_ENV, "") in ("", "0"):
+            return result
+        if not result.passed:
             raise ExerciseFailed(result.message)
-        return result
+        return GradedResult(**asdict(result))
 
     def show_input(self, case: Case) -> str:
         if case.shown is not None:
