@@ -47,6 +47,10 @@ MAX_WEIGHTS = 2**28
 
 KINDS = ("conv", "fc")
 
+CUSTOM_ARCH = "custom:"
+"""``arch`` of a network that is not in the zoo: ``"custom:" + its class name``, a label only (the reader
+supplies the architecture; nothing in a file names code to run). Zoo names never contain ``":"``."""
+
 _PREFIX = len(SIGNATURE) + 2  # signature + u16 version
 _FRAME = 12  # chunk type (4) + body length (4) + CRC32 (4)
 _REPAIR = "Re-create it with dclab.codec.container.write_dcz (or `python -m dclab compress`)."
@@ -237,7 +241,10 @@ class LayerStats:
 
 @dataclass(eq=False)
 class DczModel:
-    """A ``.dcz`` read back: architecture name, layers, metadata and sizes (notebooks 04, 06)."""
+    """A ``.dcz`` read back: architecture name, layers, metadata and sizes (notebooks 04, 06).
+
+    ``arch`` is a zoo name (``"lenet300"``) or ``CUSTOM_ARCH + class name`` for a network of your own.
+    """
 
     arch: str
     layers: list[CompressedLayer]

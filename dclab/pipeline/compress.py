@@ -43,13 +43,43 @@ from dclab.pipeline.report import CompressionReport, CompressionResult, measured
 
 
 def arch_of(model: nn.Module) -> str:
-    """The zoo name of a model (``"lenet300"``...) from its class."""
+    """The zoo name of a model (``"lenet300"``...) from its class; ``"custom:<ClassName>"`` for a network of
+    your own (notebook 05), whose ``.dcz`` loads back with ``load_model(path, into=YourNet())``."""
     for name, builder in models.BUILDERS.items():
         if isinstance(builder, type) and type(model) is builder:
             return name
-    raise DclabError(
-        f"cannot tell which architecture a {type(model).__name__} is; pass arch= one of {', '.join(models.BUILDERS)}"
-    )
+    return container.CUSTOM_ARCH + type(model).__name__
+
+
+def check_storable(model: nn.Module) -> None:
+    """Refuse, naming what and why, a model whose state a ``.dcz`` cannot hold (notebook 05).
+
+    A ``.dcz`` stores the float32 weight and bias of every ``nn.Linear`` and ``nn.Conv2d`` (by module
+    name) and nothing else: no BatchNorm statistics, no other parameters or buffers.
+    """
+    layers = models.compressible_layers(model)
+    what = type(model).__name__
+    if not layers:
+        raise DclabError(f"a {what} has no nn.Linear or nn.Conv2d layer: nothing for a .dcz to store")
+    if "" in layers:
+        raise DclabError(f"the model is itself a {what}; wrap it (nn.Sequential(layer)) so that its layer has a name")
+    stored = {f"{name}.{p}" for name in layers for p in ("weight", "bias")}
+    owners = dict(model.named_modules())
+    others: dict[str, list[str]] = {}
+    for key, value in model.state_dict().items():
+        if key not in stored:
+            owner = type(owners.get(key.rpartition(".")[0], model)).__name__
+            others.setdefault(owner, []).append(key)
+        elif value.dtype != torch.float32:
+            raise DclabError(f"{key} is {value.dtype}; a .dcz stores float32 weights: convert the model with .float()")
+    if others:
+        found = "; ".join(f"{owner}: {', '.join(keys[:4])}{f' and {len(keys) - 4} more' if len(keys) > 4 else ''}"
+                          for owner, keys in others.items())
+        raise DclabError(
+            f"a .dcz stores only the weights and biases of nn.Linear and nn.Conv2d layers, but this {what} "
+            f"also holds {found}. Fold each BatchNorm into the layer before it (as dclab.models.fold_batchnorm "
+            "does for FireNet) and compress the folded network; any other layer must become nn.Linear or nn.Conv2d."
+        )
 
 
 def layer_sparsities(
@@ -128,7 +158,9 @@ def encode_dcz(
     meta: dict[str, Any],
 ) -> tuple[bytes, CompressionReport]:
     """The one ``.dcz`` encoder of a compressed model: encode both ways (fixed-width and Huffman), return
-    the configured file's bytes and the report measured from those bytes."""
+    the configured file's bytes and the report measured from those bytes. ``compressed`` may be any
+    network that ``check_storable`` accepts (``arch``: its zoo name, or ``arch_of``'s ``"custom:..."``)."""
+    check_storable(compressed)
     missing = set(models.compressible_layers(compressed)) - set(codebooks)
     if missing:
         raise DclabError(f"no codebook for layer(s) {', '.join(sorted(missing))}")
@@ -223,10 +255,12 @@ def compress(
     ``model`` is not changed: a copy is compressed. Training uses MNIST's training
     digits (``config.train_subset`` of them if set); errors are measured on the test
     digits. Without a config, ``CompressionConfig.preset(arch)``. The result's model
-    has exactly the weights stored in the ``.dcz``.
+    has exactly the weights stored in the ``.dcz``. Any network whose layers are ``nn.Linear`` and
+    ``nn.Conv2d`` will do (``check_storable``); one not in the zoo gets the per-kind defaults.
     """
     from dclab.train import test_error
 
+    check_storable(model)  # before minutes of training, not after
     arch = arch or arch_of(model)
     config = (config or CompressionConfig.preset(arch)).validate()
     start = time.perf_counter()
@@ -283,6 +317,7 @@ class WeightCache:
     """
 
     def __init__(self, model: nn.Module, arch: str | None = None) -> None:
+        check_storable(model)
         self.model = model
         self.arch = arch or arch_of(model)
         self.layers = models.compressible_layers(model)
@@ -332,10 +367,16 @@ def compress_weights(
     return net, data, report
 
 
-def load_model(path_or_bytes: str | os.PathLike | bytes | bytearray | DczModel) -> nn.Module:
-    """Rebuild the model stored in a ``.dcz`` (bytes or a path), in eval mode (notebook 05).
+def load_model(
+    path_or_bytes: str | os.PathLike | bytes | bytearray | DczModel, into: nn.Module | None = None
+) -> nn.Module:
+    """The model stored in a ``.dcz`` (bytes or a path), in eval mode (notebook 05).
 
-    Its weights equal the compressed ones bit for bit: ``centroids[indices]``, biases as stored.
+    A zoo network is rebuilt by name; a network of your own (``arch`` ``"custom:..."``) needs its
+    architecture: ``into=YourNet()``, whose weights are replaced in place and which is returned. Either
+    way the names and shapes must match the file's exactly. Nothing in the file is executed: the class
+    name it records only labels messages. The weights equal the compressed ones bit for bit:
+    ``centroids[indices]``, biases as stored.
     """
     if isinstance(path_or_bytes, DczModel):
         dcz = path_or_bytes
@@ -346,12 +387,38 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | bytearray | DczModel) 
         if not path.is_file():
             raise DclabError(f"no such file: {path}; compress a model first (python -m dclab compress lenet300)")
         dcz = container.read_dcz(path)
-    model = models.build(dcz.arch)
+    if into is None:
+        if dcz.arch not in models.BUILDERS:
+            own = dcz.arch.removeprefix(container.CUSTOM_ARCH)
+            raise DclabError(
+                f"this .dcz holds a network of your own ({own!r}), not one of the zoo's "
+                f"({', '.join(models.BUILDERS)}); pass its architecture: load_model(path, into={own}())"
+            )
+        model = models.build(dcz.arch)
+    elif isinstance(into, nn.Module):
+        model = into
+    else:
+        raise DclabError(f"into must be a torch nn.Module (a fresh instance of your network), not {type(into).__name__}")
+    _load_state(model, dcz)
+    return model.eval()
+
+
+def _load_state(model: nn.Module, dcz: DczModel) -> None:
+    """``load_state_dict`` of the file's weights, after checking every name and shape (missing, unexpected, mismatched)."""
     state = dcz.state_dict()
-    expected = {k for k, _ in model.named_parameters()}
-    if set(state) != expected:
+    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    missing = [f"{k} {have[k]}" for k in have if k not in stored]
+    unexpected = [f"{k} {stored[k]}" for k in stored if k not in have]
+    mismatched = [f"{k} (file {stored[k]}, model {have[k]})" for k in stored if k in have and stored[k] != have[k]]
+    if missing or unexpected or mismatched:
+        problems = [f"{label}: {', '.join(items)}" for label, items in (
+            ("in the model, not in the file", missing),
+            ("in the file, not in the model", unexpected),
+            ("shapes differ", mismatched),
+        ) if items]
         raise DclabError(
-            f"the .dcz holds {sorted(state)} but a {dcz.arch} has {sorted(expected)}; was it written by another dclab?"
+            f"this .dcz ({dcz.arch}) does not fit a {type(model).__name__}: {'; '.join(problems)}. Pass a fresh "
+            "instance of the network it was compressed from (same layer names and shapes): load_model(path, into=...)"
         )
     model.load_state_dict(state)
-    return model.eval()
