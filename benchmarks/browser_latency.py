@@ -37,10 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 import statistics
 import sys
 import time
@@ -52,8 +49,7 @@ sys.path.insert(0, str(HERE))
 from _results import write_section  # noqa: E402
 
 from dclab.serve import (  # noqa: E402
-    CHECKOUT, CHROMIUM, CHROMIUM_FLAGS, HOST, NOTEBOOKS, free_port, start_voila, stop, voila_command,
-    voila_environment,
+    CHROMIUM, CHROMIUM_FLAGS, NOTEBOOKS, start_voila, stop,
 )
 
 NOTEBOOK = "06_deep_compression_dashboard.ipynb"
@@ -196,27 +192,6 @@ def derived_notebook(page: str, network: str, folder: Path, whole: bool = False)
     path = folder / spec["notebook"]
     path.write_text(json.dumps(nb))
     return path
-
-
-def start_voila_in(folder: Path, log) -> tuple[subprocess.Popen, str]:
-    """``dclab.serve.start_voila``, serving ``folder`` (with the repository's ``voila.json``, read from the checkout)."""
-    port = free_port()
-    proc = subprocess.Popen(voila_command(port, folder), cwd=CHECKOUT, env=voila_environment(),
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(base + "/voila/api/shutdown", timeout=2)
-        except urllib.error.HTTPError:
-            return proc, base
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit(f"Voila did not start on {base} (see {log.name})") from None
-            time.sleep(0.5)
-        else:
-            return proc, base
 
 
 def kernels(pid: int) -> int:
@@ -369,7 +344,7 @@ def widget_main(args) -> None:
         derived_notebook(args.page, args.network, Path(folder), whole=args.whole)
         log = Path("/tmp") / f"dclab-voila-bench-{os.getpid()}.log"
         with open(log, "wb") as out:
-            proc, base = start_voila_in(Path(folder), out)
+            proc, base = start_voila(out, notebooks=Path(folder))
         try:
             def settle(load_s: float) -> tuple[float, tuple[float, float, float]]:
                 print(f"page drawn in {load_s:.1f} s; waiting for the server to settle", flush=True)

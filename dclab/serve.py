@@ -73,10 +73,13 @@ def voila_command(port: int, notebooks: Path = NOTEBOOKS, host: str = HOST) -> l
     return [sys.executable, "-m", "voila", str(notebooks), "--no-browser", f"--port={port}", f"--Voila.ip={host}"]
 
 
-def start_voila(log: IO[bytes], port: int | None = None, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """Start Voila in the background, wait until it answers; ``(process, base URL)``."""
+def start_voila(log: IO[bytes], port: int | None = None, timeout_s: float = 120,
+                notebooks: Path = NOTEBOOKS) -> tuple[subprocess.Popen, str]:
+    """Start Voila on ``notebooks`` in the background, wait until it answers; ``(process, base URL)``.
+
+    It runs in the checkout, so the repository's ``voila.json`` applies to any folder served."""
     port = port or free_port()
-    proc = subprocess.Popen(voila_command(port), cwd=CHECKOUT, env=voila_environment(),
+    proc = subprocess.Popen(voila_command(port, notebooks), cwd=CHECKOUT, env=voila_environment(),
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{HOST}:{port}"
     deadline = time.monotonic() + timeout_s
