@@ -3,15 +3,23 @@
 The data root is chosen by :func:`dclab.paths.data_root`: an explicit argument, then
 ``$DCLAB_DATA``, then a per-user cache folder. Missing files are downloaded with a
 progress bar; offline, a :class:`~dclab.errors.DataNotFoundError` says where dclab looked.
+
+The raw IDX files are read here directly (torchvision only downloads them): importing torchvision
+costs a kernel ~90 MB of its own memory, and a page that shows the 10,000 test digits needs none of it.
+The 60,000 training digits (188 MB as float32) are needed only to retrain; ``load_mnist("train",
+lazy=True)`` returns a :class:`LazyDigits` that reads them on first use, so a page that merely offers
+a "retrain" button does not hold them (``benchmarks/page_memory.py`` measures what each page holds).
 """
 from __future__ import annotations
 
 import functools
+import math
 import os
 import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 import torch
 
@@ -68,21 +76,123 @@ def mnist_present(root: Path) -> bool:
     return all((raw / name).is_file() for pair in MNIST_FILES.values() for name in pair)
 
 
-def load_mnist(split: str = "train", root: str | os.PathLike | None = None) -> Digits:
-    """Load an MNIST split (``"train"`` or ``"test"``) as in-memory tensors."""
+def load_mnist(split: str = "train", root: str | os.PathLike | None = None,
+               lazy: bool = False) -> "Digits | LazyDigits":
+    """Load an MNIST split (``"train"`` or ``"test"``) as in-memory tensors.
+
+    Loaded once per process (a second call returns the same tensors). ``lazy=True``: a
+    :class:`LazyDigits` that reads the files only when its images are first used (notebook 02's
+    "retrain the survivors" button); a missing data set is still reported at once.
+    """
     if split not in MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if lazy:
+        return LazyDigits(split, root)
     return _load(split, str(data_root(root).resolve()))
 
 
 @functools.lru_cache(maxsize=4)
 def _load(split: str, root: str) -> Digits:
-    from torchvision.datasets import MNIST
+    return _read(split, Path(root))
 
-    ensure_mnist(Path(root))
-    dataset = MNIST(root=root, train=(split == "train"), download=False)
-    images = (dataset.data.unsqueeze(1).float() / 255.0 - MNIST_MEAN) / MNIST_STD
-    return Digits(images.contiguous(), dataset.targets.long().contiguous())
+
+def _read(split: str, root: Path, count: int | None = None) -> Digits:
+    """The first ``count`` digits (all when None) of ``split``, read from the raw IDX files, normalised."""
+    ensure_mnist(root)
+    raw = root / "MNIST" / "raw"
+    image_file, label_file = MNIST_FILES[split]
+    pixels = read_idx(raw / image_file, count)
+    images = pixels.unsqueeze(1).float()  # one float32 copy, normalised in place: no temporaries
+    del pixels
+    images.div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD)
+    return Digits(images, read_idx(raw / label_file, count).long())
+
+
+def _idx_header(f: IO[bytes]) -> tuple[int, ...]:
+    magic = f.read(4)
+    if len(magic) != 4 or magic[:2] != b"\0\0" or magic[2] != 0x08:
+        raise DataNotFoundError(f"{f.name} is not an IDX file of unsigned bytes (MNIST's format)")
+    return struct.unpack(f">{magic[3]}i", f.read(4 * magic[3]))
+
+
+def read_idx(path: Path, count: int | None = None) -> torch.Tensor:
+    """An IDX file of unsigned bytes (MNIST's format) as a uint8 tensor; only the first ``count`` items
+    when given (the same bytes torchvision's ``MNIST`` reads)."""
+    with open(path, "rb") as f:
+        shape = _idx_header(f)
+        n = shape[0] if count is None else min(int(count), shape[0])
+        item = math.prod(shape[1:])
+        data = bytearray(f.read(n * item))
+    if len(data) != n * item:
+        raise DataNotFoundError(f"{path} is truncated: expected {n * item:,} bytes of data, read {len(data):,}")
+    if not data:
+        return torch.empty(0, *shape[1:], dtype=torch.uint8)
+    return torch.frombuffer(data, dtype=torch.uint8).view(n, *shape[1:])
+
+
+def mnist_count(split: str, root: str | os.PathLike | None = None) -> int:
+    """How many digits ``split`` holds, read from its label file's header (no data is loaded)."""
+    folder = data_root(root).resolve()
+    ensure_mnist(folder)
+    with open(folder / "MNIST" / "raw" / MNIST_FILES[split][1], "rb") as f:
+        return _idx_header(f)[0]
+
+
+class LazyDigits:
+    """A split of MNIST that is read from disk the first time its images are used (notebook 02, section 3).
+
+    It stands wherever a :class:`Digits` does (``len``, ``batches``, ``images``, ``labels``, ``subset``,
+    ``stratified``): ``len`` comes from the file's header, ``subset(n)`` before the first load reads only
+    the first ``n`` digits, and everything else loads the whole split once (``load_mnist``'s, shared with
+    any other caller). ``loaded`` says whether it has been.
+    """
+
+    def __init__(self, split: str = "train", root: str | os.PathLike | None = None) -> None:
+        if split not in MNIST_FILES:
+            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        self.split, self._root = split, str(data_root(root).resolve())
+        self._len = mnist_count(split, self._root)  # a missing data set is reported now, not at first use
+        self._digits: Digits | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the split has been read into memory."""
+        return self._digits is not None
+
+    def load(self) -> Digits:
+        """The split in memory (read on the first call)."""
+        if self._digits is None:
+            self._digits = _load(self.split, self._root)
+        return self._digits
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"LazyDigits({self.split!r}, {self._len:,} digits, {'loaded' if self.loaded else 'not loaded'})"
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.load().images
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.load().labels
+
+    def batches(self, batch_size: int = 1000, shuffle: bool = False,
+                seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``Digits.batches`` of the whole split (loads it)."""
+        return self.load().batches(batch_size, shuffle=shuffle, seed=seed)
+
+    def subset(self, n: int) -> Digits:
+        """The first ``n`` digits; before the split is loaded, only those are read from disk."""
+        if self._digits is not None:
+            return self._digits.subset(n)
+        return _read(self.split, Path(self._root), n)
+
+    def stratified(self, per_class: int) -> Digits:
+        """``Digits.stratified`` of the whole split (loads it)."""
+        return self.load().stratified(per_class)
 
 
 def ensure_mnist(root: Path) -> None:

@@ -73,13 +73,54 @@ def voila_command(port: int, notebooks: Path = NOTEBOOKS, host: str = HOST) -> l
     return [sys.executable, "-m", "voila", str(notebooks), "--no-browser", f"--port={port}", f"--Voila.ip={host}"]
 
 
+def _handout_kernel_manager():
+    """``HandOutKernelManager``: jupyter_server's kernel manager, whose culler counts a preheated kernel's
+    idle time from when it was handed to a visitor, not from when it ran its notebook.
+
+    Voila protects a pooled (preheated) kernel from the culler, but once it hands the kernel to a visitor
+    the culler sees its last activity as the end of the notebook's run: on a server that waited longer
+    than ``cull_idle_timeout`` for its first visitor, the page's kernel was culled at the next check,
+    before the browser had connected, and the page never came alive. Voila asks this class to cull a
+    kernel only once it has left the pool; the first time it asks, the kernel's activity clock starts now.
+    """
+    from jupyter_server._tz import utcnow
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    class HandOutKernelManager(AsyncMappingKernelManager):
+        seen: set[str]
+
+        async def cull_kernel_if_idle(self, kernel_id: str):
+            seen = self.__dict__.setdefault("seen", set())
+            kernel = self._kernels.get(kernel_id)
+            if kernel is not None and kernel_id not in seen:
+                seen.add(kernel_id)  # first seen outside the pool: handed out (or never pooled) just now
+                kernel.last_activity = max(getattr(kernel, "last_activity", utcnow()), utcnow())
+            return await super().cull_kernel_if_idle(kernel_id)
+
+        async def shutdown_kernel(self, kernel_id: str, *args, **kwargs):
+            self.__dict__.setdefault("seen", set()).discard(kernel_id)
+            return await super().shutdown_kernel(kernel_id, *args, **kwargs)
+
+    return HandOutKernelManager
+
+
+def __getattr__(name: str):
+    # built on first use: the launcher and the tests import this module without jupyter_server
+    if name == "HandOutKernelManager":
+        cls = _handout_kernel_manager()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def start_voila(log: IO[bytes], port: int | None = None, timeout_s: float = 120,
-                notebooks: Path = NOTEBOOKS) -> tuple[subprocess.Popen, str]:
+                notebooks: Path = NOTEBOOKS, extra_args: list[str] = ()) -> tuple[subprocess.Popen, str]:
     """Start Voila on ``notebooks`` in the background, wait until it answers; ``(process, base URL)``.
 
-    It runs in the checkout, so the repository's ``voila.json`` applies to any folder served."""
+    It runs in the checkout, so the repository's ``voila.json`` applies to any folder served;
+    ``extra_args`` override it (a benchmark's culling, for example)."""
     port = port or free_port()
-    proc = subprocess.Popen(voila_command(port, notebooks), cwd=CHECKOUT, env=voila_environment(),
+    proc = subprocess.Popen(voila_command(port, notebooks) + list(extra_args), cwd=CHECKOUT, env=voila_environment(),
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{HOST}:{port}"
     deadline = time.monotonic() + timeout_s

@@ -30,3 +30,41 @@ def test_voila_reads_this_voila_json():
     assert (CHECKOUT / "voila.json").is_file()
     command = voila_command(8866)
     assert command[2] == "voila" and command[3] == str(NOTEBOOKS)
+
+
+def test_a_preheated_kernel_that_waited_past_the_cull_timeout_lives_after_its_hand_out(tmp_path):
+    """A real Voila server, culling after 8 s idle, checked every second; one tiny notebook. Its preheated
+    kernel waits past the timeout, then a page is requested and the browser never connects: Voila's own
+    culler counted the wait as idle time and culled the kernel at the next check (the page never came
+    alive); ours starts the idle clock at the hand-out, so it lives for a timeout, then is culled."""
+    import re
+    import time
+    import urllib.request
+
+    import nbformat
+
+    from dclab.serve import start_voila, stop
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('ready')")]), tmp_path / "tiny.ipynb")
+    log_path = tmp_path / "voila.log"
+    timeout = 8
+    with open(log_path, "wb") as log:
+        proc, base = start_voila(log, notebooks=tmp_path, extra_args=[
+            f"--MappingKernelManager.cull_idle_timeout={timeout}", "--MappingKernelManager.cull_interval=1"])
+    try:
+        deadline = time.monotonic() + 90
+        while "Kernel started" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(timeout + 4)  # the preheated kernel has run its notebook and waited past the timeout
+        html = urllib.request.urlopen(base + "/voila/render/tiny.ipynb", timeout=60).read().decode()
+        handed_out = time.monotonic()
+        kernel = re.search(r"Using pre-heated kernel: ([\w-]+)", log_path.read_text())
+        assert kernel and kernel.group(1) in html, "the page was not served from the preheated pool"
+        culled = f"({kernel.group(1)})"
+        time.sleep(3)  # three cull checks after the hand-out
+        assert culled not in log_path.read_text(), "the kernel handed out was culled before its browser connected"
+        while culled not in log_path.read_text() and time.monotonic() - handed_out < timeout + 30:
+            time.sleep(0.5)
+        assert culled in log_path.read_text(), "a page never connected to must still be culled after the timeout"
+    finally:
+        stop(proc)

@@ -19,6 +19,18 @@ def test_offline_html_carries_plotlyjs_once_and_no_cdn():
     assert "cdn.plot.ly" not in second and "mathjax" not in second.lower()
 
 
+def test_plotlyjs_is_sent_once_through_plotlys_own_rendering():
+    # plotly renders with a copy of the renderer; the flag must survive it (each figure carried 4.8 MB before)
+    name = "dclab_offline_html_test"
+    pio.renderers[name] = page.OfflineHtmlRenderer()
+    try:
+        fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4])).to_dict()
+        first, second = (pio.renderers._build_mime_bundle(fig, name)["text/html"] for _ in range(2))
+        assert len(first) > 1_000_000 > len(second)
+    finally:
+        pio.renderers._renderers.pop(name)  # plotly's renderers.__delitem__ fails on a name it did not define
+
+
 def test_voila_kernels_switch_to_offline_html(monkeypatch):
     for name in page.VOILA_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -30,7 +30,7 @@ from torch import nn
 from dclab import hardware, numformats, zoo
 from dclab.cache import atomic_write, fingerprint
 from dclab.codec.sparse import decode_gaps, decode_pruned, encode_gaps, encode_pruned  # noqa: F401  (re-exported)
-from dclab.data import Digits, load_mnist
+from dclab.data import Digits, LazyDigits, load_mnist
 from dclab.paths import cache_dir
 from dclab.progress import progress_bar
 from dclab.train import evaluate
@@ -105,9 +105,10 @@ def test_set() -> Digits:
     return load_mnist("test")
 
 
-def train_set() -> Digits:
-    """The 60,000 MNIST training digits (retraining)."""
-    return load_mnist("train")
+def train_set() -> LazyDigits:
+    """The 60,000 MNIST training digits (retraining), read on first use: a result found in the cache
+    never loads them, and ``train_set().subset(n)`` reads only the first ``n``."""
+    return load_mnist("train", lazy=True)
 
 
 

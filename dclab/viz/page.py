@@ -19,10 +19,19 @@ VOILA_VARIABLES = ("VOILA_BASE_URL", "VOILA_SERVER_URL", "VOILA_KERNEL_ID")
 
 
 class OfflineHtmlRenderer(MimetypeRenderer):
-    """``text/html`` figures; the first one brings plotly.js along (about 4.8 MB, once per kernel)."""
+    """``text/html`` figures; the first one brings plotly.js along (about 4.8 MB, once per kernel).
+
+    plotly renders each figure with a shallow copy of the renderer (``RenderersConfig._build_mime_bundle``),
+    so a plain attribute set on the copy would be lost and every figure would carry plotly.js again: the
+    flag lives in a dict that every copy shares.
+    """
 
     def __init__(self) -> None:
-        self.plotlyjs_sent = False
+        self.sent = {"plotlyjs": False}
+
+    @property
+    def plotlyjs_sent(self) -> bool:
+        return self.sent["plotlyjs"]
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
         html = pio.to_html(
@@ -34,7 +43,7 @@ class OfflineHtmlRenderer(MimetypeRenderer):
             default_height=525,
             validate=False,
         )
-        self.plotlyjs_sent = True
+        self.sent["plotlyjs"] = True
         return {"text/html": html}
 
 

@@ -1,0 +1,97 @@
+"""MNIST read from its IDX files, and the lazy training set a page holds until it retrains (issue 14).
+
+Synthetic IDX files in a temporary folder: no MNIST needed. That notebook 02, run top to bottom, holds the test
+digits but not the training ones is checked where it runs (tests/test_notebooks.py)."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+import torch
+
+from dclab.data import MNIST_FILES, MNIST_MEAN, MNIST_STD, Digits, LazyDigits, load_mnist, mnist_count, read_idx
+from dclab.errors import DataNotFoundError
+
+SIZES = {"train": 300, "test": 70}
+
+
+def _write_idx(path, data: torch.Tensor) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, data.dim()) + struct.pack(f">{data.dim()}i", *data.shape)
+    path.write_bytes(header + data.numpy().tobytes())
+
+
+@pytest.fixture
+def fake_mnist(tmp_path):
+    """A data root holding four IDX files in MNIST's format: seeded noise images and labels 0-9."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    g = torch.Generator().manual_seed(1)
+    for split, (images, labels) in MNIST_FILES.items():
+        n = SIZES[split]
+        _write_idx(raw / images, torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8))
+        _write_idx(raw / labels, torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8))
+    return tmp_path
+
+
+def test_idx_files_read_as_torchvision_reads_them(fake_mnist):
+    mnist = pytest.importorskip("torchvision.datasets.mnist")
+    raw = fake_mnist / "MNIST" / "raw"
+    for images, labels in MNIST_FILES.values():
+        assert torch.equal(read_idx(raw / images), mnist.read_image_file(str(raw / images)))
+        assert torch.equal(read_idx(raw / labels).long(), mnist.read_label_file(str(raw / labels)))
+    assert torch.equal(read_idx(raw / "train-images-idx3-ubyte", 7), read_idx(raw / "train-images-idx3-ubyte")[:7])
+
+
+def test_digits_are_the_normalised_pixels(fake_mnist):
+    digits = load_mnist("test", root=fake_mnist)
+    pixels = read_idx(fake_mnist / "MNIST" / "raw" / "t10k-images-idx3-ubyte")
+    assert digits.images.shape == (SIZES["test"], 1, 28, 28) and digits.images.dtype == torch.float32
+    assert torch.equal(digits.images, (pixels.unsqueeze(1).float() / 255.0 - MNIST_MEAN) / MNIST_STD)
+    assert digits.labels.dtype == torch.int64
+    assert load_mnist("test", root=fake_mnist) is digits  # read once per process
+
+
+def test_lazy_training_set_reads_nothing_until_used(fake_mnist):
+    lazy = load_mnist("train", root=fake_mnist, lazy=True)
+    assert isinstance(lazy, LazyDigits) and not lazy.loaded
+    assert len(lazy) == mnist_count("train", fake_mnist) == SIZES["train"]  # from the header
+    assert "not loaded" in repr(lazy)
+
+    head = lazy.subset(10)  # only the first 10 digits are read
+    assert not lazy.loaded and isinstance(head, Digits) and len(head) == 10
+
+    eager = load_mnist("train", root=fake_mnist)
+    assert torch.equal(head.images, eager.images[:10]) and torch.equal(head.labels, eager.labels[:10])
+    batches = list(lazy.batches(128, shuffle=True, seed=2))
+    assert lazy.loaded
+    assert lazy.images is eager.images  # the one copy load_mnist holds, not a second one
+    for (x, y), (ex, ey) in zip(batches, eager.batches(128, shuffle=True, seed=2)):
+        assert torch.equal(x, ex) and torch.equal(y, ey)
+    assert torch.equal(lazy.stratified(3).labels, eager.stratified(3).labels)
+
+
+def test_lazy_set_reports_missing_data_at_once(tmp_path):
+    with pytest.raises(DataNotFoundError, match="DCLAB_DATA"):
+        load_mnist("train", root=tmp_path / "empty", lazy=True)
+    with pytest.raises(ValueError):
+        load_mnist("validation", lazy=True)
+
+
+def test_not_an_idx_file_says_so(fake_mnist):
+    (fake_mnist / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"PK\x03\x04 a zip file")
+    with pytest.raises(DataNotFoundError, match="IDX"):
+        mnist_count("test", fake_mnist)
+
+
+def test_prune_explorer_loads_a_lazy_training_set_only_when_retraining(fake_mnist, untrained_lenet300, synthetic_digits):
+    from dclab.widgets.pruning import prune_explorer
+
+    lazy = load_mnist("train", root=fake_mnist, lazy=True)
+    box = prune_explorer(untrained_lenet300, synthetic_digits, lazy, sparsity=0.5, retrained=False)
+    box.sparsity.value = 0.7
+    assert not lazy.loaded and not box.retrain_button.disabled
+    box.epochs.value = 1
+    box.retrain()
+    assert lazy.loaded
+    assert box.progress.value == box.progress.max == -(-SIZES["train"] // 128)  # one epoch of the 300 digits
+
