@@ -112,15 +112,27 @@ def train(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: Digits, batch_size: int = 2000) -> torch.Tensor:
-    """Predicted labels for every digit in ``data``."""
+def predict(model: nn.Module, data: Digits, batch_size: int = 2000,
+            cancelled: Callable[[], bool] | None = None) -> torch.Tensor | None:
+    """Predicted labels for every digit in ``data``; None when ``cancelled()``, asked before each batch, says stop."""
     model.eval()
-    return torch.cat([model(x).argmax(1) for x, _ in data.batches(batch_size)])
+    labels = []
+    for x, _ in data.batches(batch_size):
+        if cancelled is not None and cancelled():
+            return None
+        labels.append(model(x).argmax(1))
+    return torch.cat(labels)
 
 
-def evaluate(model: nn.Module, data: Digits, batch_size: int = 2000) -> float:
-    """Accuracy in [0, 1] on every digit in ``data``."""
-    return (predict(model, data, batch_size) == data.labels).float().mean().item()
+def evaluate(model: nn.Module, data: Digits, batch_size: int = 2000,
+             cancelled: Callable[[], bool] | None = None) -> float | None:
+    """Accuracy in [0, 1] on every digit in ``data``.
+
+    ``cancelled()`` is asked before each batch; when it says stop the pass ends and returns None (a live
+    widget whose setting changed meanwhile, notebooks 02-03: nothing half-measured is returned).
+    """
+    predicted = predict(model, data, batch_size, cancelled)
+    return None if predicted is None else (predicted == data.labels).float().mean().item()
 
 
 def test_error(model: nn.Module, data: Digits) -> float:

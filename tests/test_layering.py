@@ -28,7 +28,7 @@ LAYERS = {
     3: ["viz", "viz.style", "viz.page", "viz.coding", "viz.dashboard", "viz.hardware", "viz.numformats", "viz.pruning",
         "viz.sharing", "viz.squeezenet"],
     4: ["widgets", "widgets.coding", "widgets.dashboard", "widgets.hardware", "widgets.numformats",
-        "widgets.pruning", "widgets.retraining", "widgets.sharing", "widgets.squeezenet"],
+        "widgets.pruning", "widgets.progressive", "widgets.retraining", "widgets.sharing", "widgets.squeezenet"],
     5: ["", "cli", "__main__"],
 }
 RANK = {name: rank for rank, names in LAYERS.items() for name in names}

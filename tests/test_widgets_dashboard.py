@@ -389,6 +389,6 @@ def test_ten_quick_moves_end_on_the_last_settings_figure(session):
     finally:
         session.evaluate = evaluate
     assert finished == [values[-1]]  # one full pass, for the last move; the first was stopped
-    assert box.superseded == 1  # the first move's pass stopped between two batches
+    assert box.measuring.superseded == 1  # the first move's pass stopped between two batches
     assert box.snapshot.config.sparsity["ip1"] == values[-1] and box.snapshot.accuracy is not None
     assert 'data-state="measured"' in box.numbers.value

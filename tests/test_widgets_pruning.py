@@ -193,3 +193,69 @@ def test_another_network_gets_no_ladder(untrained_lenet300, synthetic_digits):
     assert "no retrained ladder" in box.rung_label.value
     with pytest.raises(DclabError, match="not the zoo's baseline"):
         prune_explorer(other, synthetic_digits, retrained=True)
+
+
+# ---------------------------------------------------------------- progressive measuring (dclab.widgets.progressive)
+
+
+def _states(seen: list[str]) -> list[str]:
+    return [re.search(r'data-state="(\w+)"', html).group(1) for html in seen]
+
+
+def test_a_move_shows_the_estimate_first_then_the_full_figure(untrained_lenet300, synthetic_digits):
+    from dclab.widgets.pruning import prune_explorer
+
+    box = prune_explorer(untrained_lenet300, synthetic_digits, estimate=True, progressive=False)
+    seen = []
+    box.accuracy_label.observe(lambda change: seen.append(change["new"]), names="value")
+    box.sparsity.value = 0.5
+    states = _states(seen)
+    assert "estimated" in states and states[-1] == "measured"
+    assert states.index("estimated") < len(states) - 1  # the full figure comes after, never skipped
+    estimated = seen[states.index("estimated")]
+    assert "estimate on" in estimated and "+/-" in estimated and "dclab-prune-accuracy-value" not in estimated
+    expected = evaluate(box.model, synthetic_digits)  # the working model holds what is shown
+    assert box.state["accuracy"] == expected
+    assert _shown_accuracy(box) == pytest.approx(100 * expected, abs=0.005)
+
+    box.sparsity.value = 0.6
+    seen.clear()
+    box.sparsity.value = 0.5  # measured before: the full figure at once, no estimate
+    assert _states(seen) and set(_states(seen)) == {"measured"}
+    assert box.state["accuracy"] == expected
+
+
+def test_a_newer_move_supersedes_a_running_pass(untrained_lenet300, synthetic_digits, monkeypatch):
+    import threading
+
+    from dclab.widgets import progressive
+    from dclab.widgets.pruning import prune_explorer
+
+    box = prune_explorer(untrained_lenet300, synthetic_digits, estimate=False, progressive=True)
+    entered, gate, finished = threading.Event(), threading.Event(), []
+    real = progressive.evaluate
+
+    def held(model, data, batch_size=2000, cancelled=None):  # the first pass waits until all moves are made
+        entered.set()
+        gate.wait(timeout=60)
+        accuracy = real(model, data, batch_size, cancelled)
+        if accuracy is not None:
+            finished.append(round((model.ip1.weight == 0).float().mean().item(), 2))  # the sparsity measured
+        return accuracy
+
+    monkeypatch.setattr(progressive, "evaluate", held)
+    values = [round(0.41 + 0.01 * i, 2) for i in range(10)]
+    box.sparsity.value = values[0]
+    assert entered.wait(timeout=60)
+    for v in values[1:]:
+        box.sparsity.value = v
+    gate.set()
+    for worker in [t for t in threading.enumerate() if t.name == "dclab-measure"]:
+        worker.join(timeout=120)
+    box.wait()
+    assert finished == [values[-1]]  # one full pass, for the last move; the first stopped before its next batch
+    assert box.measuring.superseded == 1
+    assert box.sparsity.value == values[-1]
+    assert box.state["accuracy"] == real(box.model, synthetic_digits)
+    assert 'data-state="measured"' in box.accuracy_label.value
+    assert _shown_accuracy(box) == pytest.approx(100 * box.state["accuracy"], abs=0.005)

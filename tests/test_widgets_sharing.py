@@ -126,3 +126,67 @@ def test_bad_arguments_say_what_to_do(untrained_lenet300, synthetic_digits):
         bit_width_explorer(lenet300, mnist_test, bits=9)
     with pytest.raises(DclabError, match="linear, density, random"):
         bit_width_explorer(lenet300, mnist_test, init="kmeans++")
+
+
+# ---------------------------------------------------------------- progressive measuring (dclab.widgets.progressive)
+
+
+def _states(seen: list[str]) -> list[str]:
+    return [re.search(r'data-state="(\w+)"', html).group(1) for html in seen]
+
+
+def test_a_move_shows_the_estimate_first_then_the_full_figure(untrained_lenet300, synthetic_digits):
+    from dclab.widgets.sharing import bit_width_explorer
+
+    box = bit_width_explorer(untrained_lenet300, synthetic_digits, layer="ip1", bits=3, estimate=True,
+                             progressive=False)
+    seen = []
+    box.accuracy_label.observe(lambda change: seen.append(change["new"]), names="value")
+    box.bits.value = 2
+    states = _states(seen)
+    assert "estimated" in states and states[-1] == "measured"
+    assert states.index("estimated") < len(states) - 1  # the full figure comes after, never skipped
+    estimated = seen[states.index("estimated")]
+    assert "estimate on" in estimated and "+/-" in estimated and "dclab-bits-accuracy-value" not in estimated
+    expected = evaluate(box.model, synthetic_digits)  # the working model holds what is shown
+    assert box.state["accuracy"] == expected
+    assert _shown_accuracy(box) == pytest.approx(100 * expected, abs=0.005)
+
+    seen.clear()
+    box.bits.value = 3  # measured when the widget opened: the full figure at once, no estimate
+    assert _states(seen) and set(_states(seen)) == {"measured"}
+
+
+def test_a_newer_move_supersedes_a_running_pass(untrained_lenet300, synthetic_digits, monkeypatch):
+    import threading
+
+    from dclab.widgets import progressive
+    from dclab.widgets.sharing import bit_width_explorer
+
+    box = bit_width_explorer(untrained_lenet300, synthetic_digits, layer="ip1", bits=8, estimate=False,
+                             progressive=True)
+    entered, gate, finished = threading.Event(), threading.Event(), []
+    real = progressive.evaluate
+
+    def held(model, data, batch_size=2000, cancelled=None):  # the first pass waits until all moves are made
+        entered.set()
+        gate.wait(timeout=60)
+        accuracy = real(model, data, batch_size, cancelled)
+        if accuracy is not None:
+            finished.append(len(model.ip1.weight.unique()))
+        return accuracy
+
+    monkeypatch.setattr(progressive, "evaluate", held)
+    box.bits.value = 7
+    assert entered.wait(timeout=60)
+    for bits in (6, 5, 4, 3, 2):
+        box.bits.value = bits
+    gate.set()
+    for worker in [t for t in threading.enumerate() if t.name == "dclab-measure"]:
+        worker.join(timeout=120)
+    box.wait()
+    assert finished == [4]  # one full pass, of the last move's 4 shared values; the first was stopped
+    assert box.measuring.superseded == 1
+    assert box.state["accuracy"] == real(box.model, synthetic_digits)
+    assert 'data-state="measured"' in box.accuracy_label.value and "sharing 4 values" in box.accuracy_label.value
+    assert _shown_accuracy(box) == pytest.approx(100 * box.state["accuracy"], abs=0.005)

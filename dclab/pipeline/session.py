@@ -64,6 +64,11 @@ class Estimate(NamedTuple):
     accuracy: float
     stderr: float
     digits: int
+
+    @classmethod
+    def of(cls, accuracy: float, digits: int) -> "Estimate":
+        """An accuracy measured on ``digits`` digits, with its binomial standard error sqrt(p (1 - p) / n)."""
+        return cls(accuracy, math.sqrt(max(accuracy * (1 - accuracy), 0.0) / digits), digits)
 """Activations larger than this (LeNet-5 after conv1: 115 MB) are recomputed, not kept."""
 
 
@@ -291,8 +296,7 @@ class NetworkCache:
             apply_codebooks_(self.estimator, dict(codebooks))
             with torch.no_grad():
                 p = (self.estimator(self.quick.images).argmax(1) == self.quick.labels).float().mean().item()
-            n = len(self.quick)
-            return Estimate(p, math.sqrt(max(p * (1 - p), 0.0) / n), n)
+            return Estimate.of(p, len(self.quick))
 
         return self.estimates.get_or(tuple(keys[layer] for layer in self.layers), compute)
 

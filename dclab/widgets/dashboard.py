@@ -10,7 +10,6 @@ evaluating, LeNet-5's fc layers re-evaluate from cached convolution outputs.
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from html import escape
 
@@ -20,9 +19,10 @@ import plotly.graph_objects as go
 from dclab import paper
 from dclab.errors import DclabError
 from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
-from dclab.pipeline.session import CompressionSession, Estimate, Snapshot, Superseded
+from dclab.pipeline.session import CompressionSession, Estimate, Snapshot
 from dclab.viz import style
 from dclab.viz.dashboard import fig_compression, fmt_kb, update_compression
+from dclab.widgets.progressive import ProgressiveMeasure, estimate_note
 from dclab.widgets.retraining import retrained_toggle, rung_html
 
 NETWORKS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
@@ -72,8 +72,8 @@ def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0,
     if not measured and estimate is not None:
         acc_html = (f'<b class="dclab-accuracy-estimate" style="font-size:1.8em;color:{style.DARK_GREY}">'
                     f"~{100 * estimate.accuracy:.1f}%</b>")
-        delta_html = (f' <span class="dclab-estimate-note" style="color:{style.DARK_GREY}">(estimate on {estimate.digits:,} '
-                      f"digits, +/- {100 * estimate.stderr:.1f}; the full 10,000-digit figure follows)</span>")
+        delta_html = (f' <span class="dclab-estimate-note" style="color:{style.DARK_GREY}">'
+                      f"({estimate_note(estimate, 10_000)})</span>")
     elif accuracy is None:
         acc_html = f'<b class="dclab-accuracy" style="font-size:1.8em;color:{style.GREY}">...</b>'
         delta_html = ""
@@ -198,7 +198,8 @@ def compression_dashboard(
     answers on the nearest rung of the retrained ladder, ``dclab.pipeline.ladder``, when the session has one);
     ``finetune_button``, ``progress``; ``numbers``, ``table``, ``download``, ``status``
     (HTML); ``fig`` (FigureWidget); ``snapshot`` (the current ``Snapshot``: accuracy,
-    ``.dcz`` bytes, report); ``timings`` (seconds of the last update, by step).
+    ``.dcz`` bytes, report); ``timings`` (seconds of the last update, by step); ``measuring``
+    (``dclab.widgets.progressive.ProgressiveMeasure``: ``serial``, ``superseded``); ``wait()``.
     """
     if network not in NETWORKS:
         raise DclabError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}")
@@ -314,13 +315,9 @@ def compression_dashboard(
     box.config = config
     box.snapshot = None
     box.timings, box.cpu_timings = {}, {}
-    state = {"quiet": False, "serial": 0, "lock": threading.Lock()}
-    if progressive is None:
-        from IPython import get_ipython
-
-        progressive = getattr(get_ipython(), "kernel", None) is not None  # a live kernel: Jupyter, Voila
-    background = bool(progressive)
-    box.worker, box.superseded = None, 0
+    state = {"quiet": False}
+    measuring = ProgressiveMeasure(progressive)  # background in a live kernel (Jupyter, Voila)
+    box.measuring = measuring
 
     def show_controls() -> None:
         has_conv = any(k == "conv" for k in session.network(picker.value).kinds.values())
@@ -340,45 +337,38 @@ def compression_dashboard(
         if figure:
             update_compression(fig, session.view(snap, layer.value), snap.report.stage_bytes, snap.file_bytes,
                                snap.config.huffman)
-        numbers.value = numbers_html(snap, previous, state["serial"])
+        numbers.value = numbers_html(snap, previous, measuring.serial)
         table.value = layer_table_html(snap)
 
     def show_measured(snap: Snapshot) -> None:
         box.snapshot = snap
-        numbers.value = numbers_html(snap, serial=state["serial"])
+        numbers.value = numbers_html(snap, serial=measuring.serial)
         download.value = download_html(snap)
 
-    def measure(snap: Snapshot, serial: int, start: float, shown_s: float, sizes_s: float, sizes_cpu_s: float) -> None:
-        """The quick estimate (when the full pass is not cached), then the full figure; a newer move stops it."""
+    def measure(stale, snap: Snapshot, serial: int, start: float, shown_s: float, sizes_s: float,
+                sizes_cpu_s: float) -> None:
+        """The quick estimate (when the full pass is not cached), then the full figure; a newer move stops it
+        (``Superseded``, raised between batches, drops the pass)."""
+        if not session.measured(snap):
+            html = numbers_html(snap, serial=serial, estimate=session.estimate(snap))
+            measuring.show(stale, lambda: setattr(numbers, "value", html))
+        measured = session.evaluate(snap, cancelled=stale)
 
-        def stale() -> bool:
-            return state["serial"] != serial
-
-        with state["lock"]:  # one test pass at a time; a superseded one stops at its next batch
-            if stale():
-                return
-            if not session.measured(snap):
-                estimate = session.estimate(snap)
-                if stale():
-                    return
-                numbers.value = numbers_html(snap, serial=serial, estimate=estimate)
-            try:
-                snap = session.evaluate(snap, cancelled=stale if background else None)
-            except Superseded:
-                box.superseded += 1
-                return
+        def update() -> None:
             t = time.perf_counter()
-            show_measured(snap)
-            box.timings = dict(snap.timings, show=shown_s + time.perf_counter() - t)
+            show_measured(measured)
+            box.timings = dict(measured.timings, show=shown_s + time.perf_counter() - t)
             box.timings["sizes shown"] = sizes_s
             box.cpu_timings = {"sizes shown": sizes_cpu_s}
             box.timings["total"] = time.perf_counter() - start
-            status.value = timing_html(snap, box.timings["total"], serial, sizes_s, sizes_cpu_s)
+            status.value = timing_html(measured, box.timings["total"], serial, sizes_s, sizes_cpu_s)
+
+        measuring.show(stale, update)
 
     def refresh(*_) -> None:
         if state["quiet"]:
             return
-        state["serial"] += 1
+        serial = measuring.move()
         start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             snap = session.compress(picker.value, config(), evaluate=False, retrained=retrained())
@@ -386,20 +376,15 @@ def compression_dashboard(
             status.value = f'<span style="color:{style.ERROR}">{escape(str(exc))}</span>'
             return
         t = time.perf_counter()
-        show(snap)  # the page redraws its sizes before the test pass
+        with measuring.showing:
+            show(snap)  # the page redraws its sizes before the test pass
         shown_s = time.perf_counter() - t
         sizes_s, sizes_cpu_s = time.perf_counter() - start, time.thread_time() - cpu_start
-        job = (snap, state["serial"], start, shown_s, sizes_s, sizes_cpu_s)
-        if background:
-            box.worker = threading.Thread(target=measure, args=job, daemon=True, name="dclab-measure")
-            box.worker.start()
-        else:
-            measure(*job)
+        measuring.start(lambda stale: measure(stale, snap, serial, start, shown_s, sizes_s, sizes_cpu_s))
 
     def wait() -> None:
         """Until the accuracy of the last move is shown (background measuring)."""
-        if box.worker is not None:
-            box.worker.join()
+        measuring.wait()
 
     def on_network(change) -> None:
         status.value = f"<i>loading {escape(NETWORKS[change['new']])} (baseline, sorted weights, test pass)...</i>"
@@ -444,7 +429,7 @@ def compression_dashboard(
 
         try:
             tuned = session.finetune(base, epochs.value, train_data=data, on_step=on_step, on_epoch=on_epoch)
-            state["serial"] += 1
+            measuring.move()
             show(tuned)
             show_measured(tuned)
             status.value = ('<span class="dclab-finetune-log">fine-tuned (trained quantization, masks kept): '

@@ -20,6 +20,7 @@ from dclab.lessons.pruning import PRUNE_GAP_BITS, RETRAIN_LR, prune_and_retrain
 from dclab.lessons.store import single_thread
 from dclab.models import compressible_layers, layer_kind
 from dclab.pipeline.ladder import ladder_for
+from dclab.pipeline.session import Estimate
 from dclab.train import evaluate
 from dclab.viz.pruning import (
     cut_lines,
@@ -27,6 +28,7 @@ from dclab.viz.pruning import (
     hist_counts,
     histogram_edges,
 )
+from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_html, estimate_note
 from dclab.widgets.retraining import retrained_toggle, rung_html
 
 BASELINE_LABEL = "the network as given (not retrained)"
@@ -48,6 +50,8 @@ def prune_explorer(
     quality: float = 1.0,
     retrain_epochs: int = 2,
     retrained: bool | None = None,
+    progressive: bool | None = None,
+    estimate: bool | None = None,
 ) -> W.VBox:
     """Prune a trained model live: sparsity or threshold, per layer or global (notebook 02).
 
@@ -61,11 +65,20 @@ def prune_explorer(
     progress bar if need be); False never. "retrain the survivors" retrains what is shown
     (masks kept) on ``train_data`` with a progress bar. ``model`` is not modified.
 
+    A move redraws the histograms and sizes at once, then measures the accuracy
+    (``dclab.widgets.progressive``): ``progressive`` (default: inside a running kernel, as under Voila)
+    measures in the background, and a newer move stops a running pass; ``estimate`` (default: in the
+    background, when one full pass takes over ``ESTIMATE_AFTER_S``, as LeNet-5's does) first shows a
+    quick estimate on 1,000 stratified test digits, marked as such with its standard error. A setting
+    measured before answers from its cache.
+
     Attributes for tests: ``mode``, ``scope``, ``layer``, ``sparsity``, ``quality``, ``retrained``,
     ``epochs``, ``retrain_button``, ``progress`` (controls); ``figure`` (FigureWidget);
     ``accuracy_label``, ``size_label``, ``rung_label``; ``state`` (numbers shown: accuracy, masks
     (the setting, on ``model``), applied_masks and applied_weights (what the working model holds),
-    rung, threshold, layer_bytes, model_bytes...); ``retrain()`` runs the button's action.
+    rung, threshold, layer_bytes, model_bytes...; accuracy is None while measuring); ``measuring``
+    (``ProgressiveMeasure``: serial, superseded); ``wait()`` (until the last move is measured);
+    ``retrain()`` runs the button's action.
     """
     work = copy.deepcopy(model).eval()
     modules = compressible_layers(work)
@@ -83,8 +96,12 @@ def prune_explorer(
     gap_bits = {n: PRUNE_GAP_BITS[layer_kind(m)] for n, m in modules.items()}
     pruned_params = {f"{n}.weight" for n in modules}
     other_bytes = sum(4 * p.numel() for n, p in work.named_parameters() if n not in pruned_params)  # biases, fp32
-    with single_thread():
-        baseline = evaluate(work, test_data)
+    measuring = ProgressiveMeasure(progressive)
+    if estimate is None and not measuring.background:
+        estimate = False  # answered at once, in the caller's thread: no one would see an estimate
+    tester = AccuracyPass(work, test_data, estimate)  # its own copy: a background pass reads only that
+    baseline = tester.baseline
+    accuracies: dict[tuple, float] = {}  # the full figure of each setting measured, not retrained further
     ladder = ladder_for(model, retrained)
     rung_weights: dict[int, tuple[dict[str, torch.Tensor], dict[str, prune.MagnitudeOrder]]] = {}
 
@@ -187,19 +204,40 @@ def prune_explorer(
             f'<span class="dclab-prune-model-bytes">{_fmt_bytes(total)}</span> vs {_fmt_bytes(dense_total)} '
             f"= {dense_total / total:.2f}x</div>"
         )
-        acc = state["accuracy"]
-        retrained = state["retrained_epochs"]
-        how = "on the retrained rung" if state["rung"] else "no retraining"
-        if retrained:
-            how = f"after {retrained} more epoch{'s' * (retrained > 1)} of retraining" if state["rung"] else \
-                f"after {retrained} epoch{'s' * (retrained > 1)} of retraining"
-        accuracy_label.value = (
-            f'<div style="font-size:1.15em"><b>test accuracy</b> (10,000 digits): '
-            f'<b class="dclab-prune-accuracy-value">{100 * acc:.2f}%</b> '
-            f"({how}; unpruned {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)</div>"
-        )
         rung_label.value = rung_html(state["rung"], state["rung_label"], ladder is not None,
                                      asked=bool(retrain_toggle.value))
+
+    def describe_accuracy() -> None:
+        """The accuracy line: measured, or the quick estimate (marked as such), or the last figure greyed."""
+        acc, estimate = state["accuracy"], state["estimate"]
+        if acc is not None:
+            retrained = state["retrained_epochs"]
+            how = "on the retrained rung" if state["rung"] else "no retraining"
+            if retrained:
+                how = f"after {retrained} more epoch{'s' * (retrained > 1)} of retraining" if state["rung"] else \
+                    f"after {retrained} epoch{'s' * (retrained > 1)} of retraining"
+            look, inner = "measured", (
+                f"<b>test accuracy</b> ({len(test_data):,} digits): "
+                f'<b class="dclab-prune-accuracy-value">{100 * acc:.2f}%</b> '
+                f"({how}; unpruned {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)")
+            state["accuracy_html"] = inner
+        elif estimate is not None:
+            look, inner = "estimated", (
+                f"<b>test accuracy</b> (estimate): "
+                f'<b class="dclab-prune-accuracy-estimate">~{100 * estimate.accuracy:.1f}%</b> '
+                f'<span class="dclab-estimate-note">({estimate_note(estimate, len(test_data))})</span>')
+        else:  # the last figure, greyed, until the new one is measured (the same text: nothing new to read yet)
+            look, inner = "measuring", state["accuracy_html"].replace("accuracy-value", "accuracy-previous")
+        accuracy_label.value = accuracy_html(look, inner, measuring.serial)
+
+    def draw_accuracy() -> None:
+        """The accuracy panel (when the pruned accuracy is measured) and line."""
+        if state["pruned_accuracy"] is not None:
+            history = [state["pruned_accuracy"]] + state["history"]
+            with fig.batch_update():
+                fig.data[5].x, fig.data[5].y = list(range(len(history))), [100 * a for a in history]
+                fig.data[4].x = [0, max(1, len(history) - 1)]
+        describe_accuracy()
 
     def draw() -> None:
         name = layer_dd.value
@@ -215,31 +253,59 @@ def prune_explorer(
             fig.data[1].x, fig.data[1].y = x, y
             fig.data[2].y = hist_counts(w[mask], e)
             fig.data[3].y = hist_counts(retrained_w[applied_mask], e) if shown else np.zeros(len(e) - 1)
-            history = [state["pruned_accuracy"]] + state["history"]
-            fig.data[5].x, fig.data[5].y = list(range(len(history))), [100 * a for a in history]
-            fig.data[4].x = [0, max(1, len(history) - 1)]
             fig.layout.annotations[0].text = f"{name} before pruning"
         describe()
+        draw_accuracy()
+
+    def setting() -> tuple:
+        """What decides the weights the working model holds (the key of ``accuracies``)."""
+        value = sparsity_slider.value if mode.value == "sparsity" else quality_slider.value
+        single = layer_dd.value if scope.value == "single" else None
+        return bool(retrain_toggle.value), mode.value, scope.value, single, value
 
     def apply_setting(masks: dict[str, torch.Tensor]) -> None:
-        """Put the setting's weights (on the rung the toggle asks for) into the working model and measure it."""
+        """Put the setting's weights (on the rung the toggle asks for) into the working model; its accuracy if known."""
+        measuring.move()  # first: a pass still measuring the previous setting is stale from now on
         state["masks"] = masks
         state["rung"], state["rung_label"], state["applied_weights"], state["applied_masks"] = applied()
         state["retrained_epochs"], state["history"] = 0, []
         with torch.no_grad():
             for n, m in modules.items():
                 m.weight.copy_(state["applied_weights"][n] * state["applied_masks"][n])
-        with single_thread():
-            state["accuracy"] = state["pruned_accuracy"] = evaluate(work, test_data)
+        state["accuracy"] = state["pruned_accuracy"] = accuracies.get(setting())
+        state["estimate"] = None
         state["layer_bytes"] = {n: layer_bytes(n) for n in names}
+
+    def measure() -> None:
+        """The accuracy of what the working model holds, unless known: the estimate, then the full figure."""
+        if state["accuracy"] is not None:
+            return
+        key = setting()
+
+        def keep(accuracy: float) -> None:  # the setting's figure, whether or not it is still shown
+            accuracies[key] = accuracy
+
+        def show_estimate(estimate: Estimate) -> None:
+            state["estimate"] = estimate
+            describe_accuracy()
+
+        def show_accuracy(accuracy: float) -> None:
+            state["accuracy"] = state["pruned_accuracy"] = accuracy
+            draw_accuracy()
+
+        tester.measure(measuring, work, show_estimate, show_accuracy, keep)
 
     def refresh(change=None) -> None:
         masks = compute_masks()
         toggled = change is not None and change.get("owner") is retrain_toggle
-        if toggled or any(not torch.equal(masks[n], state["masks"][n]) for n in names):  # else only the view
-            apply_setting(masks)
-            progress.value = 0
-        draw()
+        changed = toggled or any(not torch.equal(masks[n], state["masks"][n]) for n in names)  # else only the view
+        with measuring.showing:
+            if changed:
+                apply_setting(masks)
+                progress.value = 0
+            draw()
+        if changed:
+            measure()
 
     def on_mode(change) -> None:
         sparsity_slider.layout.display = None if change["new"] == "sparsity" else "none"
@@ -249,6 +315,7 @@ def prune_explorer(
     def retrain(*_) -> None:
         if train_data is None:
             return
+        measuring.wait()  # the shown setting's own figure first: retraining starts from it
         n_epochs = epochs.value
         steps_per_epoch = math.ceil(len(train_data) / 128)
         progress.max, progress.value = n_epochs * steps_per_epoch, 0
@@ -257,6 +324,7 @@ def prune_explorer(
             c.disabled = True
         count = [0]
         start_epochs = state["retrained_epochs"]
+        accuracies.clear()  # retraining changes the biases too, which the next settings keep
 
         def after_step(m: nn.Module) -> None:
             count[0] += 1
@@ -281,6 +349,8 @@ def prune_explorer(
         draw()
 
     apply_setting(compute_masks())
+    tester.load(AccuracyPass.snapshot(work))  # the first answer at once: the figure is built complete from it
+    state["accuracy"] = state["pruned_accuracy"] = accuracies[setting()] = tester.accuracy()
     figure = fig_prune_explorer(base[layer], state["masks"][layer], threshold(layer), edges[layer], baseline,
                                 state["accuracy"], layer)
     if state["rung"]:  # complete before it is wrapped: a FigureWidget changed before the page connects renders empty
@@ -289,6 +359,7 @@ def prune_explorer(
     fig.add_class("dclab-prune-figure")
     state["threshold"] = threshold(layer)
     describe()
+    describe_accuracy()
 
     mode.observe(on_mode, names="value")
     for control in (scope, layer_dd, sparsity_slider, quality_slider, retrain_toggle):
@@ -311,5 +382,5 @@ def prune_explorer(
     box.retrained, box.rung_label, box.ladder = retrain_toggle, rung_label, ladder
     box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
     box.model, box.base_weights, box.edges = work, base, edges
-    box.retrain = retrain
+    box.measuring, box.wait, box.retrain = measuring, measuring.wait, retrain
     return box

@@ -14,11 +14,11 @@ from dclab.algorithms import quantize
 from dclab.codec import container
 from dclab.data import Digits
 from dclab.errors import DclabError
-from dclab.lessons.store import single_thread
 from dclab.models import compressible_layers, layer_kind
-from dclab.train import evaluate
+from dclab.pipeline.session import Estimate
 from dclab.viz.pruning import hist_counts, histogram_edges
 from dclab.viz.sharing import centroid_counts, centroid_lines, fig_bit_explorer
+from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_html, estimate_note
 
 
 def layer_dcz(name: str, kind: str, codebook: quantize.Codebook, bits: int) -> bytes:
@@ -38,17 +38,24 @@ def bit_width_explorer(
     layer: str | None = None,
     bits: int = 4,
     init: str = "linear",
+    progressive: bool | None = None,
+    estimate: bool | None = None,
 ) -> W.VBox:
     """Share one layer's weights with 2**bits centroids: histogram, accuracy, measured size (notebook 03).
 
     The chosen layer is quantized by k-means (the others stay float32, nothing is
     retrained) and evaluated on all of ``test_data``; its size is the byte count of
     the layer really written by ``dclab.codec.container``, shown beside the paper's formula.
-    ``model`` is not modified.
+    ``model`` is not modified. A move redraws the figure and sizes at once, then measures the accuracy
+    (``dclab.widgets.progressive``), as ``prune_explorer`` does: ``progressive`` (default: in a running
+    kernel) in the background, a newer move stopping a running pass; ``estimate`` (default: in the
+    background, when one full pass takes over ``ESTIMATE_AFTER_S``) a quick estimate on 1,000 stratified
+    digits first, marked as such; a setting measured before answers from its cache.
 
     Attributes for tests: ``layer``, ``bits``, ``init`` (controls); ``figure``;
     ``accuracy_label``, ``size_label``; ``state`` (accuracy, codebook, dcz_bytes,
-    formula_bytes, ratio...).
+    formula_bytes, ratio...; accuracy is None while measuring); ``measuring`` (``ProgressiveMeasure``:
+    serial, superseded); ``wait()`` (until the last move is measured).
     """
     work = copy.deepcopy(model).eval()
     modules = compressible_layers(work)
@@ -64,10 +71,14 @@ def bit_width_explorer(
     kinds = {n: layer_kind(m) for n, m in modules.items()}
     presorted = {}
     edges = {n: histogram_edges(w, 121, margin=1.02) for n, w in base.items()}
-    with single_thread():
-        baseline = evaluate(work, test_data)
+    measuring = ProgressiveMeasure(progressive)
+    if estimate is None and not measuring.background:
+        estimate = False  # answered at once, in the caller's thread: no one would see an estimate
+    tester = AccuracyPass(work, test_data, estimate)  # its own copy: a background pass reads only that
+    baseline = tester.baseline
     books: dict[tuple, quantize.Codebook] = {}
-    results: dict[tuple, dict] = {}
+    results: dict[tuple, dict] = {}  # sizes, by (layer, bits, init)
+    accuracies: dict[tuple, float] = {}  # the full figure, by (layer, bits, init)
 
     layer_dd = W.Dropdown(options=names, value=layer, description="layer")
     layer_dd.add_class("dclab-bits-layer")
@@ -99,18 +110,14 @@ def bit_width_explorer(
         quantize.apply_codebooks_(work, {name: book})
         state["current_layer"] = name
 
-    def measure(name: str, b: int, how: str) -> dict:
+    def sizes(name: str, b: int, how: str) -> dict:
         key = (name, b, how)
         if key not in results:
             book = codebook(name, b, how)
-            share(name, book)
             data = layer_dcz(name, kinds[name], book, b)
             stats = container.from_bytes(data).stats[0]
             n = base[name].numel()
-            with single_thread():
-                accuracy = evaluate(work, test_data)
             results[key] = {
-                "accuracy": accuracy,
                 "dcz_bytes": len(data),
                 "codebook_bytes": stats.sections["CENT"],
                 "index_bytes": stats.sections["WDAT"],
@@ -123,37 +130,71 @@ def bit_width_explorer(
 
     def refresh(*_) -> None:
         name, b, how = layer_dd.value, bits_slider.value, init_tb.value
-        book = update_state(name, b, how)
-        e = edges[name]
-        counts = hist_counts(base[name], e)
-        x, y = centroid_lines(book.centroids, float(counts.max()))
-        with fig.batch_update():
-            fig.data[0].x = (e[1:] + e[:-1]) / 2
-            fig.data[0].width = e[1:] - e[:-1]
-            fig.data[0].y = counts
-            fig.data[1].x, fig.data[1].y = x, y
-            fig.data[2].x = book.centroids.numpy()
-            fig.data[2].y = centroid_counts(book)
-            fig.data[2].customdata = list(range(book.n_clusters))
-            fig.layout.annotations[0].text = f"{name}: weights and the {book.n_clusters} shared values"
-        describe()
+        with measuring.showing:
+            book = update_state(name, b, how)
+            e = edges[name]
+            counts = hist_counts(base[name], e)
+            x, y = centroid_lines(book.centroids, float(counts.max()))
+            with fig.batch_update():
+                fig.data[0].x = (e[1:] + e[:-1]) / 2
+                fig.data[0].width = e[1:] - e[:-1]
+                fig.data[0].y = counts
+                fig.data[1].x, fig.data[1].y = x, y
+                fig.data[2].x = book.centroids.numpy()
+                fig.data[2].y = centroid_counts(book)
+                fig.data[2].customdata = list(range(book.n_clusters))
+                fig.layout.annotations[0].text = f"{name}: weights and the {book.n_clusters} shared values"
+            describe()
+        measure()
 
     def update_state(name: str, b: int, how: str) -> quantize.Codebook:
+        measuring.move()  # first: a pass still measuring the previous setting is stale from now on
         book = codebook(name, b, how)
-        r = measure(name, b, how)
         share(name, book)  # the working model always holds what is shown
-        state.update(r, codebook=book, layer=name, bits=b, init=how)
+        state.update(sizes(name, b, how), codebook=book, layer=name, bits=b, init=how,
+                     accuracy=accuracies.get((name, b, how)), estimate=None)
         return book
 
+    def measure() -> None:
+        """The accuracy of what the working model holds, unless known: the estimate, then the full figure."""
+        if state["accuracy"] is not None:
+            return
+        key = (state["layer"], state["bits"], state["init"])
+
+        def keep(accuracy: float) -> None:  # the setting's figure, whether or not it is still shown
+            accuracies[key] = accuracy
+
+        def show_estimate(estimate: Estimate) -> None:
+            state["estimate"] = estimate
+            describe_accuracy()
+
+        def show_accuracy(accuracy: float) -> None:
+            state["accuracy"] = accuracy
+            describe_accuracy()
+
+        tester.measure(measuring, work, show_estimate, show_accuracy, keep)
+
+    def describe_accuracy() -> None:
+        """The accuracy line: measured, or the quick estimate (marked as such), or the last figure greyed."""
+        acc, estimate, name, book = state["accuracy"], state["estimate"], state["layer"], state["codebook"]
+        setting = (f"<b>test accuracy</b> with {escape(name)} sharing {book.n_clusters} values "
+                   f'({escape(state["init"])} initialization; other layers fp32, no retraining): ')
+        if acc is not None:
+            look, inner = "measured", (
+                f'{setting}<b class="dclab-bits-accuracy-value">{100 * acc:.2f}%</b> '
+                f"(fp32 {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)")
+            state["accuracy_html"] = inner
+        elif estimate is not None:
+            look, inner = "estimated", (
+                f'{setting}<b class="dclab-bits-accuracy-estimate">~{100 * estimate.accuracy:.1f}%</b> '
+                f'<span class="dclab-estimate-note">({estimate_note(estimate, len(test_data))})</span>')
+        else:  # the last figure, greyed, until the new one is measured (the same text: nothing new to read yet)
+            look, inner = "measuring", state["accuracy_html"].replace("accuracy-value", "accuracy-previous")
+        accuracy_label.value = accuracy_html(look, inner, measuring.serial)
+
     def describe() -> None:
-        r, name, b, book = state, state["layer"], state["bits"], state["codebook"]
-        acc = r["accuracy"]
-        accuracy_label.value = (
-            f'<div style="font-size:1.15em"><b>test accuracy</b> with {escape(name)} sharing {book.n_clusters} '
-            f'values ({escape(state["init"])} initialization; other layers fp32, no retraining): '
-            f'<b class="dclab-bits-accuracy-value">{100 * acc:.2f}%</b> '
-            f"(fp32 {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)</div>"
-        )
+        describe_accuracy()
+        r, name, b = state, state["layer"], state["bits"]
         n = r["n"]
         size_label.value = (
             f'<div style="line-height:1.6"><b>{escape(name)}</b> ({n:,} weights, {4 * n:,} bytes in fp32) '
@@ -168,6 +209,8 @@ def bit_width_explorer(
         )
 
     first = update_state(layer, bits, init)
+    tester.load(AccuracyPass.snapshot(work))  # the first answer at once: the figure is built complete from it
+    state["accuracy"] = accuracies[(layer, bits, init)] = tester.accuracy()
     # the figure is complete before it is wrapped: a FigureWidget changed before the browser connects renders empty
     fig = go.FigureWidget(fig_bit_explorer(base[layer], first, edges[layer], layer))
     fig.add_class("dclab-bits-figure")
@@ -180,4 +223,5 @@ def bit_width_explorer(
     box.layer, box.bits, box.init = layer_dd, bits_slider, init_tb
     box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
     box.model, box.base_weights = work, base
+    box.measuring, box.wait = measuring, measuring.wait
     return box
