@@ -65,6 +65,7 @@ class _RenamedFlag(argparse.Action):
 def cmd_compress(args: argparse.Namespace) -> int:
     """Compress a trained baseline into a .dcz file and print the per-layer report."""
     from dclab import zoo
+    from dclab.lessons.coding import compressed_path
     from dclab.pipeline import CompressionConfig, compress
 
     given = {
@@ -82,13 +83,20 @@ def cmd_compress(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     config = CompressionConfig.preset(
-        args.model, huffman=not args.no_huffman, **{k: v for k, v in given.items() if v is not None}
+        args.model, args.recipe, huffman=not args.no_huffman, **{k: v for k, v in given.items() if v is not None}
     )
     out = args.out or f"{args.model}.dcz"
     result = compress(zoo.pretrained(args.model), config, arch=args.model)
     size = result.save(out)
     print(result.report)
     print(f"wrote {out}: {size:,} bytes on disk")
+    cached = compressed_path(args.model, config)  # where notebooks 04 and 07 look for this run
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        result.save(cached)
+        print(f"and a copy for notebooks 04 and 07: {cached}")
+    except OSError as exc:  # a shared, read-only cache: the file written above is the result
+        print(f"(not copied into the cache, {cached.parent}: {exc.strerror or exc})")
     return 0
 
 
@@ -145,10 +153,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
     from dclab.algorithms.quantize import INITS
+    from dclab.pipeline.config import RECIPES
 
     compress = commands.add_parser("compress", help="prune, quantize and Huffman-code a baseline into a .dcz")
     compress.add_argument("model", help="lenet300 or lenet5")
     compress.add_argument("--out", help="output file (default MODEL.dcz)")
+    compress.add_argument("--recipe", choices=RECIPES, default="default",
+                          help="tuned settings to start from: default, or frontier (as in notebook 07); "
+                               "the options below override them")
     compress.add_argument("--sparsity", help="fraction removed: 0.9, or per layer ip1=0.95,ip2=0.9")
     compress.add_argument("--quality", help="threshold in stds of the layer's weights: 1.0, or per layer")
     compress.add_argument("--bits-conv", type=int, help="bits per weight index, conv layers (8)")

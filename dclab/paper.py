@@ -56,3 +56,35 @@ SQUEEZENET_DEEP_COMPRESSION = {  # SqueezeNet, Table 2: SqueezeNet + Deep Compre
 }
 SQUEEZENET_DC_SPARSITY = 0.33
 """SqueezeNet section 4: Deep Compression applied with 33% sparsity, 6- or 8-bit weights."""
+
+
+class Record(NamedTuple):
+    """A later published result on the same LeNets (``../shared/refs/papers.md``, "Later records").
+
+    ``counts`` says what its ratio measures: ``"params"`` (a ratio of parameter counts: no index or
+    codebook cost), ``"bits"`` (a size computed from bit counts; no file published) or ``"file"``."""
+
+    method: str
+    arch: str
+    error: float
+    ratio: float
+    counts: str
+    source: str
+
+
+ORIGINAL_BYTES = {"lenet300": 1_066_440, "lenet5": 1_724_320}  # the Caffe LeNets' float32 parameters
+
+RECORDS = (
+    Record("Deep Compression (Han 2016)", "lenet300", 0.0158, 40, "bits", "arXiv 1510.00149, Table 1"),
+    Record("Deep Compression (Han 2016)", "lenet5", 0.0074, 39, "bits", "arXiv 1510.00149, Table 1"),
+    Record("Dynamic Network Surgery (Guo 2016)", "lenet300", 0.0199, 56, "params", "arXiv 1608.04493"),
+    Record("Dynamic Network Surgery (Guo 2016)", "lenet5", 0.0091, 108, "params", "arXiv 1608.04493 (108-111x)"),
+    Record("Soft weight-sharing (Ullrich 2017)", "lenet300", 0.0194, 64, "bits", "arXiv 1702.04008"),
+    Record("Soft weight-sharing (Ullrich 2017)", "lenet5", 0.0097, 162, "bits", "arXiv 1702.04008"),
+    Record("Sparse variational dropout (Molchanov 2017)", "lenet300", 0.0192, 68, "params", "arXiv 1701.05369"),
+    Record("Sparse variational dropout (Molchanov 2017)", "lenet5", 0.0075, 280, "params", "arXiv 1701.05369"),
+    Record("Bayesian compression, GNJ (Louizos 2017)", "lenet5", 0.010, 361, "bits", "arXiv 1705.08665"),
+    Record("Bayesian compression, GHS (Louizos 2017)", "lenet5", 0.010, 419, "bits", "arXiv 1705.08665"),
+    Record("MIRACLE (Havasi 2019)", "lenet5", 0.0069, 570, "bits", "arXiv 1810.00440 (~3 kB, read off a figure)"),
+)
+"""None of these wrote a file a reader can load back: their ratios are not like for like with a ``.dcz``."""

@@ -22,13 +22,13 @@ LAYERS = {
     1: ["paths", "progress", "serve", "data", "models", "models.layers", "models.lenet", "models.squeezenet",
         "models.rnn", "models.reference", "train", "zoo"],
     2: ["pipeline", "pipeline.config", "pipeline.report", "pipeline.compress", "pipeline.ladder", "pipeline.session",
-        "lessons", "lessons.store", "lessons.pruning", "lessons.sharing", "lessons.coding", "lessons.squeezenet",
+        "lessons", "lessons.store", "lessons.pruning", "lessons.sharing", "lessons.coding", "lessons.squeezenet", "lessons.frontier",
         "lectures", "student", "exercises", "exercises._core", "exercises.numformats", "exercises.pruning",
         "exercises.sharing", "exercises.coding", "exercises.squeezenet"],
     3: ["viz", "viz.style", "viz.page", "viz.coding", "viz.dashboard", "viz.hardware", "viz.numformats", "viz.pruning",
-        "viz.sharing", "viz.squeezenet"],
+        "viz.sharing", "viz.squeezenet", "viz.frontier"],
     4: ["widgets", "widgets.coding", "widgets.dashboard", "widgets.hardware", "widgets.numformats",
-        "widgets.pruning", "widgets.progressive", "widgets.retraining", "widgets.sharing", "widgets.squeezenet"],
+        "widgets.pruning", "widgets.progressive", "widgets.frontier", "widgets.retraining", "widgets.sharing", "widgets.squeezenet"],
     5: ["", "cli", "__main__"],
 }
 RANK = {name: rank for rank, names in LAYERS.items() for name in names}

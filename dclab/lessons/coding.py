@@ -73,16 +73,27 @@ class PipelineRun:
     error_file: float
     reduced: bool
     computed: bool
+    recipe: str = "default"
 
     @property
     def label(self) -> str:
         """How the result was obtained, for the notebook."""
-        if self.reduced:
-            schedule = ", ".join(f"{k}={v:,}" for k, v in REDUCED.items())
+        schedule = ", ".join(f"{k}={v:,}" for k, v in REDUCED.items())
+        if self.reduced and self.recipe == "default":
             how = f"REDUCED pipeline (the papers' sparsities; {schedule}): not the full run, expect a higher error"
+        elif self.reduced:
+            how = (f"REDUCED {self.recipe} pipeline (its sparsities and bits; {schedule}): not the full run, "
+                   f"expect a much higher error; `{self.command}` makes the full one")
+        elif self.recipe == "default":
+            how = f"full pipeline (the default recipe, `{self.command}`)"
         else:
-            how = "full pipeline (default CompressionConfig)"
+            how = f"full {self.recipe} pipeline (`{self.command}`)"
         return how + ("; computed now and cached" if self.computed else "; read from the cache")
+
+    @property
+    def command(self) -> str:
+        """The command that writes this run's full ``.dcz`` (and caches it where ``pipeline_run`` looks)."""
+        return f"python -m dclab compress {self.arch} --recipe {self.recipe} --out {self.arch}-{self.recipe}.dcz"
 
 
 def huffman_losses(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -115,12 +126,16 @@ LOSS_FORMATS = {"symbols": "{:,}", "entropy bits/symbol": "{:.3f}", "Huffman bit
                 "Huffman table bytes": "{:,}", "Huffman total over entropy": "{:+.1%}"}
 
 
-def _config(arch: str, reduced: bool) -> "CompressionConfig":
+def recipe_config(arch: str, recipe: str = "default", reduced: bool = False) -> "CompressionConfig":
+    """The settings of a ``pipeline_run``: a recipe's (``CompressionConfig.preset(arch, recipe)``, what
+    ``python -m dclab compress --recipe`` and ``benchmarks/table1.py`` run). Reduced: the ``REDUCED``
+    schedule, at the papers' sparsities for the default recipe (notebook 04), at the recipe's own
+    sparsities and bits for another (notebook 07)."""
     from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
 
-    if not reduced:
-        return CompressionConfig()
-    return CompressionConfig(sparsity=PAPER_SPARSITY.get(arch), **REDUCED)
+    if recipe == "default" and reduced:
+        return CompressionConfig(sparsity=PAPER_SPARSITY.get(arch), **REDUCED)
+    return CompressionConfig.preset(arch, recipe, **(REDUCED if reduced else {}))
 
 
 def compressed_path(arch: str, config: "CompressionConfig") -> Path:
@@ -134,11 +149,12 @@ def compressed_path(arch: str, config: "CompressionConfig") -> Path:
     return cache_dir() / "compressed" / f"{arch}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.dcz"
 
 
-def pipeline_run(arch: str, *, reduced: bool | None = None, progress: bool = True) -> PipelineRun:
-    """The full pipeline's cached ``.dcz`` for ``arch``, else the reduced one, computed and cached (notebook 04).
+def pipeline_run(arch: str, *, recipe: str = "default", reduced: bool | None = None,
+                 progress: bool = True) -> PipelineRun:
+    """The full pipeline's cached ``.dcz`` for ``arch``, else the reduced one, computed and cached (notebooks 04, 07).
 
     ``reduced=None`` takes the full run when cached, else the reduced one;
-    ``True``/``False`` insist. Computing the full run takes many minutes.
+    ``True``/``False`` insist. Computing the full run takes many minutes. ``recipe``: see ``recipe_config``.
     """
     from dclab import zoo
     from dclab.codec import container
@@ -150,24 +166,24 @@ def pipeline_run(arch: str, *, reduced: bool | None = None, progress: bool = Tru
     choices = [False, True] if reduced is None else [bool(reduced)]
     path, use = None, choices[-1]
     for choice in choices:
-        candidate = compressed_path(arch, _config(arch, choice))
+        candidate = compressed_path(arch, recipe_config(arch, recipe, choice))
         if candidate.is_file():
             path, use = candidate, choice
             break
     computed = path is None
     if computed:
-        path = compressed_path(arch, _config(arch, use))
+        path = compressed_path(arch, recipe_config(arch, recipe, use))
         path.parent.mkdir(parents=True, exist_ok=True)
-        compress(zoo.pretrained(arch), _config(arch, use), arch=arch, progress=progress).save(path)
+        compress(zoo.pretrained(arch), recipe_config(arch, recipe, use), arch=arch, progress=progress).save(path)
     try:
         dcz = container.read_dcz(path)
     except DclabError:
         if computed:
             raise
         path.unlink(missing_ok=True)  # a damaged cache file is recomputed
-        return pipeline_run(arch, reduced=use, progress=progress)
+        return pipeline_run(arch, recipe=recipe, reduced=use, progress=progress)
     error = test_error(load_model(dcz), load_mnist("test"))
-    return PipelineRun(arch, path, report_from_dcz(dcz), dcz, error, use, computed)
+    return PipelineRun(arch, path, report_from_dcz(dcz), dcz, error, use, computed, recipe)
 
 
 def table2_rows(report: "CompressionReport") -> list[dict[str, Any]]:

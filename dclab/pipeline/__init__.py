@@ -9,6 +9,7 @@
 from dclab.pipeline.compress import (
     WeightCache,
     arch_of,
+    check_storable,
     compress,
     compress_weights,
     dcz_layers,
@@ -22,7 +23,9 @@ from dclab.pipeline.config import (
     DEFAULT_GAP_BITS,
     DEFAULT_SPARSITY,
     PAPER_SPARSITY,
+    FRONTIER,
     PRESETS,
+    RECIPES,
     CompressionConfig,
 )
 from dclab.pipeline.report import (
@@ -36,8 +39,8 @@ from dclab.pipeline.report import (
 )
 
 __all__ = [
-    "PAPER_SPARSITY", "DEFAULT_SPARSITY", "PRESETS", "DEFAULT_GAP_BITS", "BASELINE_LR", "STAGES",
+    "PAPER_SPARSITY", "DEFAULT_SPARSITY", "PRESETS", "FRONTIER", "RECIPES", "DEFAULT_GAP_BITS", "BASELINE_LR", "STAGES",
     "CompressionConfig", "LayerReport", "CompressionReport", "CompressionResult", "WeightCache",
     "compress", "compress_weights", "encode_dcz", "dcz_layers", "finetune_centroids", "layer_sparsities",
-    "measured_report", "pruned_stage_bytes", "report_from_dcz", "load_model", "arch_of",
+    "measured_report", "pruned_stage_bytes", "report_from_dcz", "load_model", "arch_of", "check_storable",
 ]

@@ -43,6 +43,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Training settings per model for ``CompressionConfig.preset`` (benchmarks/table1.py)."""
 
 
+FRONTIER: dict[str, dict[str, Any]] = {
+    # issue 15, tuned on MNIST (benchmarks/frontier.py): past the paper's ratio at the paper's error, from real files
+    "lenet300": {"sparsity": {"ip1": 0.97, "ip2": 0.95, "ip3": 0.8}, "fc_bits": 4, "fc_gap_bits": 6,
+                 "prune_steps": 6, "retrain_epochs": 6},
+    "lenet5": {"sparsity": {"conv1": 0.4, "conv2": 0.93, "ip1": 0.985, "ip2": 0.9}, "conv_bits": 5, "fc_bits": 4,
+               "fc_gap_bits": 6, "prune_steps": 6, "retrain_epochs": 4},
+}
+"""The ``frontier`` recipe: higher sparsity, fewer bits, more gradual pruning (notebook 07)."""
+
+
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {"default": PRESETS, "frontier": FRONTIER}
+"""``CompressionConfig.preset(arch, recipe)``: the tuned settings by recipe, then by model."""
+
+
 FALLBACK_SPARSITY = {"conv": 0.6, "fc": 0.9}
 """For a model without a preset: by layer kind."""
 
@@ -130,9 +144,14 @@ class CompressionConfig:
         return self
 
     @classmethod
-    def preset(cls, arch: str, **overrides: Any) -> "CompressionConfig":
-        """The tuned settings for a zoo model (``PRESETS``), with ``overrides`` (notebook 05)."""
-        return cls(**{**PRESETS.get(arch, {}), **overrides})
+    def preset(cls, arch: str, recipe: str = "default", **overrides: Any) -> "CompressionConfig":
+        """The tuned settings of ``recipe`` (``RECIPES``: ``"default"``, notebook 05; ``"frontier"``,
+        notebook 07) for a zoo model, with ``overrides``."""
+        if recipe not in RECIPES:
+            raise DclabError(f"no recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+        if recipe != "default" and arch not in RECIPES[recipe]:
+            raise DclabError(f"the {recipe} recipe is tuned for {', '.join(RECIPES[recipe])} only, not {arch!r}")
+        return cls(**{**RECIPES[recipe].get(arch, {}), **overrides})
 
     def bits_for(self, name: str, kind: str) -> int:
         """Bits per weight index of a layer."""

@@ -1,0 +1,174 @@
+"""The experiments of notebook 07 (how far can it go): dclab's files on a rate-accuracy chart beside the
+published records on the same LeNets.
+
+Every dclab point is a ``.dcz`` made by ``pipeline_run`` (the cached runs notebook 04 also reads, by recipe): its byte
+count on disk and the test error of the model read back from it. A cold cache shows the recipe's REDUCED
+run, labelled as such; ``python -m dclab compress ARCH --recipe RECIPE`` makes the full one where the
+notebook looks for it. The published points are typed in once (``dclab.paper.RECORDS``) with what each
+counts: none is a file.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dclab import paper
+from dclab.lessons.coding import PipelineRun, pipeline_run, recipe_config
+
+ARCHES = ("lenet300", "lenet5")
+RECIPES = ("default", "frontier")
+TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
+
+GOALS = {  # issue 15: at least this ratio (so at most these bytes) at no more than this error
+    "lenet300": {"bytes": 16_663, "ratio": 64, "error": 0.0164},
+    "lenet5": {"bytes": 17_243, "ratio": 100, "error": 0.0080},
+}
+"""The frontier's goals: Soft weight-sharing's 64x for LeNet-300-100 and 100x for LeNet-5, at the papers'
+baseline errors (1.64%, 0.80%), measured on files."""
+
+
+@dataclass(frozen=True)
+class FilePoint:
+    """One ``.dcz`` on the chart: bytes on disk, the error of the model read back from it."""
+
+    arch: str
+    recipe: str
+    bytes: int
+    error: float
+    baseline_error: float
+    seconds: float
+    reduced: bool
+    command: str
+    path: Path
+    label: str
+    run: PipelineRun = field(repr=False, compare=False)
+
+    @property
+    def ratio(self) -> float:
+        return paper.ORIGINAL_BYTES[self.arch] / self.bytes
+
+    @property
+    def loss(self) -> float:
+        """Test error added by compression (points of error, as a fraction)."""
+        return self.error - self.baseline_error
+
+
+def file_point(run: PipelineRun) -> FilePoint:
+    """The chart's point for a pipeline run: its file's bytes, the error read back, the training time."""
+    meta = run.dcz.meta
+    return FilePoint(run.arch, run.recipe, run.path.stat().st_size, run.error_file,
+                     float(meta["test_error_before"]), float(meta.get("seconds", 0.0)), run.reduced, run.command,
+                     run.path, run.label, run)
+
+
+def file_points(arches: Sequence[str] = ARCHES, recipes: Sequence[str] = RECIPES, *,
+                progress: bool = True) -> list[FilePoint]:
+    """Every recipe's ``.dcz`` for every network: from the cache, else its reduced run (computed now)."""
+    return [file_point(pipeline_run(arch, recipe=recipe, progress=progress)) for arch in arches for recipe in recipes]
+
+
+def published_points(arches: Sequence[str] = ARCHES) -> list[dict[str, Any]]:
+    """The later records (``paper.RECORDS``) as chart points: bytes = the float32 original over the ratio."""
+    return [{"method": r.method, "arch": r.arch, "error": r.error, "ratio": r.ratio, "counts": r.counts,
+             "bytes": paper.ORIGINAL_BYTES[r.arch] / r.ratio, "source": r.source}
+            for r in paper.RECORDS if r.arch in arches]
+
+
+def recipe_changes(arch: str, recipe: str = "frontier") -> list[dict[str, Any]]:
+    """The settings in which ``recipe`` differs from the default recipe, side by side."""
+    from dclab.pipeline import DEFAULT_SPARSITY
+
+    default, other = recipe_config(arch).to_dict(), recipe_config(arch, recipe).to_dict()
+    for settings in (default, other):  # None means the model's default sparsities: show them
+        if settings["sparsity"] is None and settings["quality"] is None:
+            settings["sparsity"] = DEFAULT_SPARSITY.get(arch)
+    rows = []
+    for key in default:
+        if default[key] != other[key]:
+            rows.append({"setting": key, "default": _show(default[key]), recipe: _show(other[key])})
+    return rows
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.1%}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def gains(points: Sequence[FilePoint], arch: str, recipe: str = "frontier") -> dict[str, Any]:
+    """What ``recipe`` buys over the default on ``arch``: bytes, ratio, error, training time (measured)."""
+    by = {p.recipe: p for p in points if p.arch == arch}
+    base, new = by["default"], by[recipe]
+    return {"network": TITLES.get(arch, arch), "default bytes": base.bytes, f"{recipe} bytes": new.bytes,
+            "bytes saved": base.bytes - new.bytes, "default ratio": base.ratio, f"{recipe} ratio": new.ratio,
+            "default error": base.error, f"{recipe} error": new.error, "error change": new.error - base.error,
+            "default training s": base.seconds, f"{recipe} training s": new.seconds,
+            "reduced": base.reduced or new.reduced}
+
+
+def goal_rows(points: Sequence[FilePoint], recipe: str = "frontier") -> list[dict[str, Any]]:
+    """Each network's frontier file against its goal (``GOALS``): met or not, and by how much."""
+    rows = []
+    for p in points:
+        if p.recipe != recipe:
+            continue
+        goal = GOALS[p.arch]
+        rows.append({"network": TITLES.get(p.arch, p.arch), "file bytes": p.bytes, "goal bytes": goal["bytes"],
+                     "ratio": p.ratio, "goal ratio": goal["ratio"], "error": p.error, "goal error": goal["error"],
+                     "met": p.bytes <= goal["bytes"] and p.error <= goal["error"],
+                     "run": "reduced run, not the recipe's full one" if p.reduced else "full run"})
+    return rows
+
+
+def goal_sentence(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per network, from ``goal_rows``: what was measured against the goal."""
+    lines = []
+    for r in rows:
+        verdict = "meets" if r["met"] else "misses"
+        lines.append(f"{r['network']}: {r['file bytes']:,} bytes ({r['ratio']:.0f}x) at {r['error']:.2%} error "
+                     f"{verdict} the goal of <= {r['goal bytes']:,} bytes ({r['goal ratio']}x) at <= "
+                     f"{r['goal error']:.2%} ({r['run']})")
+    return "\n".join(lines)
+
+
+def byte_budget(point: FilePoint) -> list[dict[str, Any]]:
+    """Where a file's bytes go: each layer's coded weights (indices and gaps, Huffman-coded), the float32
+    biases, and the rest of the file (headers, codebooks, code tables, checksums), as bytes and shares."""
+    report, total = point.run.report, point.bytes
+    rows = [{"part": f"{layer.name}: coded weights", "bytes": layer.size_pqh_bytes} for layer in point.run.report.layers]
+    biases = sum(4 * layer.bias.numel() for layer in point.run.dcz.layers if layer.bias is not None)
+    rows.append({"part": "biases (float32)", "bytes": biases})
+    rows.append({"part": "the rest (headers, codebooks, code tables, checksums)",
+                 "bytes": total - biases - sum(layer.size_pqh_bytes for layer in report.layers)})
+    for row in rows:
+        row["share"] = row["bytes"] / total
+    return rows
+
+
+def ans_savings(point: FilePoint) -> dict[str, Any]:
+    """What coding a file's index and gap streams with ANS instead of Huffman would save (as notebook 04 measures, with its
+    ``stream_table``), payload only and with each coder's side information."""
+    from dclab.codec.entropy import dcz_stream_bits, dcz_streams, stream_table
+
+    rows = stream_table(dcz_streams(point.run.dcz), dcz_stream_bits(point.run.dcz))
+    by = {coder: [r for r in rows if r["coder"] == coder] for coder in ("Huffman", "ANS")}
+    payload = {c: sum(r["payload_bytes"] for r in by[c]) for c in by}
+    total = {c: sum(r["total_bytes"] for r in by[c]) for c in by}
+    return {"network": TITLES.get(point.arch, point.arch), "file bytes": point.bytes,
+            "Huffman payload": payload["Huffman"], "ANS payload": payload["ANS"],
+            "saved (payload)": payload["Huffman"] - payload["ANS"],
+            "saved (with side data)": total["Huffman"] - total["ANS"],
+            "share of the file": (total["Huffman"] - total["ANS"]) / point.bytes}
+
+
+def ans_sentence(s: dict[str, Any]) -> str:
+    """What ``ans_savings`` measured, in words (the side data can outweigh the payload saved)."""
+    payload, total = s["saved (payload)"], s["saved (with side data)"]
+    if total >= 0:
+        return (f"{s['network']}: ANS would save {payload:,.0f} bytes of payload and {total:,.0f} bytes with its "
+                f"side data ({s['share of the file']:.1%} of the {s['file bytes']:,}-byte file).")
+    return (f"{s['network']}: ANS would save {payload:,.0f} bytes of payload, but its symbol counts cost more "
+            f"than Huffman's code tables: with the side data the file would grow by {-total:,.0f} bytes. On "
+            f"streams this short, cheaper side data matters more than a better coder.")

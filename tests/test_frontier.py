@@ -1,0 +1,130 @@
+"""Notebook 07 (issue 15): the frontier recipe, the chart's points from real files, the published records
+beside them, and the byte budget of a file. Deterministic: files of an untrained LeNet-300-100 (no training)."""
+from __future__ import annotations
+
+import pytest
+
+from dclab import paper
+from dclab.codec import container
+from dclab.errors import DclabError
+from dclab.lessons import coding as coding_lesson
+from dclab.lessons import frontier
+from dclab.pipeline import DEFAULT_SPARSITY, FRONTIER, CompressionConfig, compress_weights, report_from_dcz
+from dclab.viz.frontier import fig_rate_accuracy
+
+
+@pytest.fixture(scope="module")
+def point(tmp_path_factory, untrained_lenet300):
+    """A FilePoint of a real .dcz (frontier sparsities and bits, no training): bytes on disk, read back."""
+    config = CompressionConfig.preset("lenet300", "frontier")
+    _, data, _ = compress_weights(untrained_lenet300, config)
+    path = tmp_path_factory.mktemp("dcz") / "lenet300-frontier.dcz"
+    path.write_bytes(data)
+    dcz = container.read_dcz(path)
+    dcz.meta.setdefault("test_error_before", 0.9)
+    run = coding_lesson.PipelineRun("lenet300", path, report_from_dcz(dcz), dcz, 0.9, False, False, "frontier")
+    return frontier.file_point(run)
+
+
+def test_the_frontier_recipe_is_a_preset_of_every_lenet():
+    for arch, settings in FRONTIER.items():
+        config = CompressionConfig.preset(arch, "frontier")
+        assert all(getattr(config, k) == v for k, v in settings.items())
+        default = CompressionConfig.preset(arch)
+        # further than the default recipe: at least as much removed in every layer, never more bits
+        assert all(config.sparsity[n] >= s for n, s in DEFAULT_SPARSITY[arch].items())
+        assert config.fc_bits <= default.fc_bits and config.conv_bits <= default.conv_bits
+    with pytest.raises(DclabError, match="tuned for lenet300, lenet5 only"):
+        CompressionConfig.preset("firenet", "frontier")
+    with pytest.raises(DclabError, match="no recipe 'best'"):
+        CompressionConfig.preset("lenet300", "best")
+
+
+def test_recipe_changes_lists_exactly_the_settings_that_differ():
+    rows = frontier.recipe_changes("lenet5")
+    default, other = coding_lesson.recipe_config("lenet5").to_dict(), coding_lesson.recipe_config("lenet5", "frontier").to_dict()
+    assert {r["setting"] for r in rows} == {k for k in default if default[k] != other[k]}
+    assert "sparsity" in {r["setting"] for r in rows}
+
+
+def test_a_reduced_recipe_keeps_its_sparsities_and_bits_on_the_short_schedule():
+    full, reduced = (coding_lesson.recipe_config("lenet300", "frontier", r) for r in (False, True))
+    assert reduced.sparsity == full.sparsity and reduced.fc_bits == full.fc_bits
+    assert all(getattr(reduced, k) == v for k, v in coding_lesson.REDUCED.items())
+    assert coding_lesson.compressed_path("lenet300", full) != coding_lesson.compressed_path("lenet300", reduced)
+
+
+def test_a_points_bytes_are_the_files_and_its_parts_add_up(point):
+    assert point.bytes == point.path.stat().st_size
+    assert point.ratio == pytest.approx(paper.ORIGINAL_BYTES["lenet300"] / point.bytes)
+    parts = frontier.byte_budget(point)
+    assert sum(r["bytes"] for r in parts) == point.bytes
+    assert all(r["bytes"] >= 0 for r in parts) and sum(r["share"] for r in parts) == pytest.approx(1.0)
+    assert next(r for r in parts if r["part"].startswith("biases"))["bytes"] == 4 * (300 + 100 + 10)
+
+
+def test_ans_savings_are_differences_of_coded_streams(point):
+    s = frontier.ans_savings(point)
+    assert s["saved (payload)"] == pytest.approx(s["Huffman payload"] - s["ANS payload"])
+    assert 0 < s["ANS payload"] < point.bytes and 0 < s["Huffman payload"] < point.bytes
+
+
+def test_goals_are_judged_on_bytes_and_error(point):
+    rows = frontier.goal_rows([point])
+    goal = frontier.GOALS["lenet300"]
+    assert rows[0]["met"] == (point.bytes <= goal["bytes"] and point.error <= goal["error"])
+    assert f"{point.bytes:,} bytes" in frontier.goal_sentence(rows)
+    assert frontier.goal_rows([point], recipe="default") == []
+
+
+def test_published_points_are_drawn_at_the_bytes_their_ratio_implies():
+    rows = frontier.published_points()
+    assert rows and {r["counts"] for r in rows} <= {"params", "bits", "file"}
+    for r in rows:
+        assert r["bytes"] == pytest.approx(paper.ORIGINAL_BYTES[r["arch"]] / r["ratio"])
+    assert not any(r["counts"] == "file" for r in rows)  # papers.md: none wrote a file a reader can load
+
+
+def test_the_chart_draws_every_file_and_record_on_a_log_axis(point):
+    reduced = frontier.FilePoint(**{**{f: getattr(point, f) for f in point.__dataclass_fields__}, "recipe": "default",
+                                    "reduced": True})
+    published = frontier.published_points()
+    fig = fig_rate_accuracy([point, reduced], published, frontier.TITLES, frontier.GOALS)
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
+    markers = [t for t in fig.data if t.mode and "markers" in t.mode]
+    assert len(markers) == 2 + len(published)
+    drawn = {(round(t.x[0]), round(t.y[0], 4)) for t in markers}
+    assert (point.bytes, round(100 * point.error, 4)) in drawn
+    assert all((round(r["bytes"]), round(100 * r["error"], 4)) in drawn for r in published)
+    symbols = {t.name: t.marker.symbol for t in markers}
+    assert any(name.endswith("(REDUCED run)") and symbol.endswith("-open") for name, symbol in symbols.items())
+
+
+def test_the_ans_sentence_says_which_way_the_side_data_tips_it(point):
+    s = frontier.ans_savings(point)
+    sentence = frontier.ans_sentence(s)
+    assert f"{s['saved (payload)']:,.0f} bytes of payload" in sentence
+    assert ("grow by" in sentence) == (s["saved (with side data)"] < 0)
+    flipped = {**s, "saved (with side data)": -s["saved (with side data)"] or -1.0}
+    assert ("grow by" in frontier.ans_sentence(flipped)) == (flipped["saved (with side data)"] < 0)
+
+
+def test_recipe_changes_show_the_default_sparsities_not_none():
+    row = next(r for r in frontier.recipe_changes("lenet300") if r["setting"] == "sparsity")
+    assert "None" not in row["default"] and "ip1" in row["default"]
+
+
+def test_the_explorer_hides_and_shows_each_kind_of_point(point):
+    from dclab.widgets.frontier import frontier_explorer
+
+    published = frontier.published_points()
+    box = frontier_explorer([point], published, frontier.TITLES, frontier.GOALS)
+    assert set(box.boxes) == {"files", "params", "bits", "goal"}  # no record counts a file
+    assert all(box.visible().values())
+    box.boxes["params"].value = False
+    shown = box.visible()
+    assert shown["params"] is False and shown["files"] and shown["bits"] and shown["goal"]
+    hidden = [t for t in box.figure.data if t.visible is False]
+    assert len(hidden) == sum(r["counts"] == "params" for r in published)
+    box.boxes["params"].value = True
+    assert all(box.visible().values())
