@@ -149,7 +149,7 @@ def cached_runs(lenet300, monkeypatch, tmp_path):
     files = {}
     for reduced, sparsity in ((True, PAPER_SPARSITY["lenet300"]), (False, 0.95)):
         _, dcz, _ = compress_weights(lenet300, CompressionConfig(sparsity=sparsity))
-        path = coding_lesson.compressed_path("lenet300", coding_lesson._config("lenet300", reduced))
+        path = coding_lesson.compressed_path("lenet300", coding_lesson.recipe_config("lenet300", reduced=reduced))
         assert path.parent == tmp_path / "compressed"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(dcz)
