@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _results import write_section  # noqa: E402
-from page_open import wait_until_idle  # noqa: E402
+from page_open import server_cpu_seconds as cpu_seconds, wait_until_idle  # noqa: E402
 
 from dclab.serve import CHROMIUM, CHROMIUM_FLAGS, start_voila, stop  # noqa: E402
 
@@ -132,26 +132,6 @@ def process_memory(pid: int) -> dict:
     except psutil.Error:
         return {"rss": 0, "uss": 0, "pss": 0}
     return {"rss": info.rss, "uss": info.uss, "pss": info.pss}
-
-
-def cpu_seconds(pid: int, name: str = "") -> float:
-    """CPU seconds (user + system) used so far by the live processes under ``pid`` (and ``pid`` itself unless
-    ``name`` is given: then only those whose name contains it)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = ([] if name else [root]) + [p for p in root.children(recursive=True) if not name or name in p.name()]
-    except psutil.Error:
-        return 0.0
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
 
 
 def chromium_memory(pid: int) -> int:

@@ -116,21 +116,22 @@ def _timestamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def server_cpu_seconds(pid: int) -> float:
-    """CPU seconds used so far by the process ``pid`` and all its children (Voila and its kernels)."""
+def server_cpu_seconds(pid: int, name: str = "") -> float:
+    """CPU seconds used so far by the process ``pid`` and all its children (Voila and its kernels); with
+    ``name``, only by the children whose process name contains it (``"chrom"``: a benchmark's browsers)."""
     import psutil
 
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
+        procs = ([] if name else [root]) + [p for p in root.children(recursive=True) if not name or name in p.name()]
+    except psutil.Error:
         return 0.0
     total = 0.0
     for p in procs:
         try:
             t = p.cpu_times()
             total += t.user + t.system
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             pass
     return total
 

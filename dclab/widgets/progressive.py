@@ -120,6 +120,20 @@ def accuracy_html(state: str, inner: str, serial: int) -> str:
     return f'<div data-state="{state}" data-serial="{serial}" style="font-size:1.15em{colour}">{inner}</div>'
 
 
+def accuracy_line(measured: str | None, estimate: Estimate | None, previous: str, lead: str, css: str,
+                  total_digits: int, serial: int) -> str:
+    """The accuracy line of notebooks 02 and 03: the ``measured`` inner HTML when there is one, else the quick
+    ``estimate`` after ``lead`` (class ``{css}-estimate``, marked as an estimate), else the ``previous``
+    measured line greyed until the new figure comes."""
+    if measured is not None:
+        return accuracy_html("measured", measured, serial)
+    if estimate is not None:
+        return accuracy_html("estimated", (
+            f'{lead}<b class="{css}-estimate">~{100 * estimate.accuracy:.1f}%</b> '
+            f'<span class="dclab-estimate-note">({estimate_note(estimate, total_digits)})</span>'), serial)
+    return accuracy_html("measuring", previous.replace("accuracy-value", "accuracy-previous"), serial)
+
+
 class AccuracyPass:
     """The test accuracy of a model's weights, measured on its own copy: estimate first, then full (notebooks 02, 03).
 

@@ -28,7 +28,7 @@ from dclab.viz.pruning import (
     hist_counts,
     histogram_edges,
 )
-from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_html, estimate_note
+from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_line
 from dclab.widgets.retraining import retrained_toggle, rung_html
 
 BASELINE_LABEL = "the network as given (not retrained)"
@@ -216,19 +216,13 @@ def prune_explorer(
             if retrained:
                 how = f"after {retrained} more epoch{'s' * (retrained > 1)} of retraining" if state["rung"] else \
                     f"after {retrained} epoch{'s' * (retrained > 1)} of retraining"
-            look, inner = "measured", (
+            state["accuracy_html"] = (
                 f"<b>test accuracy</b> ({len(test_data):,} digits): "
                 f'<b class="dclab-prune-accuracy-value">{100 * acc:.2f}%</b> '
                 f"({how}; unpruned {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)")
-            state["accuracy_html"] = inner
-        elif estimate is not None:
-            look, inner = "estimated", (
-                f"<b>test accuracy</b> (estimate): "
-                f'<b class="dclab-prune-accuracy-estimate">~{100 * estimate.accuracy:.1f}%</b> '
-                f'<span class="dclab-estimate-note">({estimate_note(estimate, len(test_data))})</span>')
-        else:  # the last figure, greyed, until the new one is measured (the same text: nothing new to read yet)
-            look, inner = "measuring", state["accuracy_html"].replace("accuracy-value", "accuracy-previous")
-        accuracy_label.value = accuracy_html(look, inner, measuring.serial)
+        accuracy_label.value = accuracy_line(
+            state["accuracy_html"] if acc is not None else None, estimate, state.get("accuracy_html", ""),
+            "<b>test accuracy</b> (estimate): ", "dclab-prune-accuracy", len(test_data), measuring.serial)
 
     def draw_accuracy() -> None:
         """The accuracy panel (when the pruned accuracy is measured) and line."""

@@ -18,7 +18,7 @@ from dclab.models import compressible_layers, layer_kind
 from dclab.pipeline.session import Estimate
 from dclab.viz.pruning import hist_counts, histogram_edges
 from dclab.viz.sharing import centroid_counts, centroid_lines, fig_bit_explorer
-from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_html, estimate_note
+from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_line
 
 
 def layer_dcz(name: str, kind: str, codebook: quantize.Codebook, bits: int) -> bytes:
@@ -180,17 +180,12 @@ def bit_width_explorer(
         setting = (f"<b>test accuracy</b> with {escape(name)} sharing {book.n_clusters} values "
                    f'({escape(state["init"])} initialization; other layers fp32, no retraining): ')
         if acc is not None:
-            look, inner = "measured", (
+            state["accuracy_html"] = (
                 f'{setting}<b class="dclab-bits-accuracy-value">{100 * acc:.2f}%</b> '
                 f"(fp32 {100 * baseline:.2f}%, {100 * (acc - baseline):+.2f} points)")
-            state["accuracy_html"] = inner
-        elif estimate is not None:
-            look, inner = "estimated", (
-                f'{setting}<b class="dclab-bits-accuracy-estimate">~{100 * estimate.accuracy:.1f}%</b> '
-                f'<span class="dclab-estimate-note">({estimate_note(estimate, len(test_data))})</span>')
-        else:  # the last figure, greyed, until the new one is measured (the same text: nothing new to read yet)
-            look, inner = "measuring", state["accuracy_html"].replace("accuracy-value", "accuracy-previous")
-        accuracy_label.value = accuracy_html(look, inner, measuring.serial)
+        accuracy_label.value = accuracy_line(
+            state["accuracy_html"] if acc is not None else None, estimate, state.get("accuracy_html", ""), setting,
+            "dclab-bits-accuracy", len(test_data), measuring.serial)
 
     def describe() -> None:
         describe_accuracy()
