@@ -152,7 +152,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
-    from dclab.algorithms.quantize import INITS
+    from dclab.algorithms.quantize import ALL_INITS
     from dclab.pipeline.config import RECIPES
 
     compress = commands.add_parser("compress", help="prune, quantize and Huffman-code a baseline into a .dcz")
@@ -173,7 +173,7 @@ def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--prune-steps", type=int, help="iterative pruning steps (model preset)")
     compress.add_argument("--retrain-epochs", type=int, help="retraining epochs per pruning step (model preset)")
     compress.add_argument("--finetune-epochs", type=int, help="centroid fine-tuning epochs (1)")
-    compress.add_argument("--init", choices=INITS, help="k-means initialization (linear)")
+    compress.add_argument("--init", choices=ALL_INITS, help="k-means initialization (linear; optimal: the least-squares clustering)")
     compress.add_argument("--no-huffman", action="store_true", help="write fixed-width codes")
     compress.add_argument("--train-subset", type=int, help="train on the first N digits only (quick runs)")
     compress.add_argument("--seed", type=int, help="training seed (0)")

@@ -3,6 +3,7 @@ beside them, and the byte budget of a file. Deterministic: files of an untrained
 from __future__ import annotations
 
 import pytest
+import torch
 
 from dclab import paper
 from dclab.codec import container
@@ -128,3 +129,31 @@ def test_the_explorer_hides_and_shows_each_kind_of_point(point):
     assert len(hidden) == sum(r["counts"] == "params" for r in published)
     box.boxes["params"].value = True
     assert all(box.visible().values())
+
+
+def test_kmeans_comparison_shares_the_rungs_survivors_both_ways(monkeypatch, untrained_lenet300, synthetic_digits):
+    """Notebook 07's optimal k-means section, on a deterministic one-rung ladder (an untrained LeNet-300-100 pruned
+    by magnitude): per layer the optimal squared error is never above Lloyd's, both keep the pruned zeros."""
+    import copy
+
+    from dclab.algorithms import prune
+    from dclab.pipeline import ladder as ladder_module
+
+    net = copy.deepcopy(untrained_lenet300)
+    masks = prune.layer_masks(prune.prunable_weights(net), sparsity=paper.SPARSITY["lenet300"])
+    with torch.no_grad():
+        for name, weight in prune.prunable_weights(net).items():
+            weight.mul_(masks[name])
+    rung = ladder_module.Rung(1, 0.92, dict(paper.SPARSITY["lenet300"]), copy.deepcopy(net.state_dict()), None, 0.0)
+    base = ladder_module.Rung(0, 0.0, {n: 0.0 for n in rung.sparsities}, untrained_lenet300.state_dict(), None, 0.0)
+    monkeypatch.setattr(ladder_module, "retrained_ladder",
+                        lambda arch, progress=True: ladder_module.Ladder(arch, [base, rung]))
+
+    result = frontier.kmeans_comparison("lenet300", synthetic_digits, fc_bits=3)
+    assert [r["layer"] for r in result["rows"]] == ["ip1", "ip2", "ip3"]
+    for row in result["rows"]:
+        weight = net.state_dict()[f"{row['layer']}.weight"]
+        assert row["survivors"] == int((weight != 0).sum()) and row["bits"] == 3
+        assert row["optimal SSE"] <= row["linear SSE"] * (1 + 1e-9)
+    assert set(result["accuracy"]) == {"linear", "optimal"} and result["bits"] == {"conv": 8, "fc": 3}
+    assert "fc 3 bits" in frontier.kmeans_sentence(result)

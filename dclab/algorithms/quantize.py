@@ -9,6 +9,12 @@ gradients of all weights whose index is k, and the optimizer updates the centroi
 In 1-D, k-means clusters are intervals of the sorted values, so after sorting once
 each Lloyd iteration is a binary search of the K - 1 boundaries between consecutive
 centroids plus K differences of a cumulative sum: O(K log n) instead of O(n K).
+
+Lloyd finds a local optimum that depends on its start. Because 1-D clusters are intervals,
+the global optimum (least squared error) is a dynamic program over the cut points
+(Wang and Song, "Ckmeans.1d.dp", The R Journal 2011): ``init="optimal"`` starts Lloyd there,
+which then has nothing left to do. It costs O(K n log n) (divide and conquer over monotone
+cut points): ~0.4 s for 20,000 survivors into 31 clusters, ~6 s for 235,200 into 32.
 """
 from __future__ import annotations
 
@@ -28,9 +34,11 @@ from dclab.errors import DclabError
 __all__ = [
     "DEFAULT_BITS",
     "INITS",
+    "ALL_INITS",
     "Codebook",
     "SortedValues",
     "kmeans_1d",
+    "optimal_bounds",
     "init_centroids",
     "quantize_layer",
     "uniform_codebook",
@@ -47,6 +55,10 @@ DEFAULT_BITS = dict(paper.BITS)
 """The paper's bits per weight index: 256 shared weights for conv layers, 32 for fc layers."""
 
 INITS = ("linear", "density", "random")
+"""The paper's three starts for k-means (section 3.2), the ones the pages offer."""
+ALL_INITS = (*INITS, "optimal")
+"""What the engine accepts (``CompressionConfig.init``, the CLI's ``--init``): the paper's starts and
+``optimal``, the least-squares clustering itself (slower: see the module's note)."""
 DEFAULT_ITERS = 300
 
 
@@ -170,10 +182,11 @@ def init_centroids(values: np.ndarray, n_clusters: int, init: str = "linear", se
 
     ``linear``: evenly spaced between min and max (the paper's default; keeps the rare
     large weights). ``density``: equal steps of the CDF, the quantiles at (i + 0.5) / K.
-    ``random`` (Forgy): K distinct data points drawn with ``seed``.
+    ``random`` (Forgy): K distinct data points drawn with ``seed``. ``optimal``: the means of the
+    least-squares partition into K intervals (``optimal_bounds``), where Lloyd starts at its fixed point.
     """
-    if init not in INITS:
-        raise DclabError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+    if init not in ALL_INITS:
+        raise DclabError(f"init must be one of {', '.join(ALL_INITS)}, not {init!r}")
     x = values
     n = len(x)
     if n == 0:
@@ -183,12 +196,73 @@ def init_centroids(values: np.ndarray, n_clusters: int, init: str = "linear", se
     if init == "density":
         q = (np.arange(n_clusters) + 0.5) / n_clusters * (n - 1)
         return np.interp(q, np.arange(n), x)
+    if init == "optimal":
+        return _optimal_centroids(x, n_clusters)
     rng = np.random.default_rng(seed)
     picks = rng.choice(n, size=min(n_clusters, n), replace=False)
     centroids = x[np.sort(picks)]
     if n < n_clusters:  # fewer points than clusters: the spare centroids stay empty
         centroids = np.concatenate([centroids, np.full(n_clusters - n, x[-1])])
     return centroids
+
+
+def optimal_bounds(x: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Cut points ``[0, b1, ..., n]`` of the least-squares partition of sorted ``x`` into ``n_clusters``
+    non-empty intervals (needs ``n_clusters <= len(x)``).
+
+    Row m of the dynamic program is the least error of ``x[:i]`` in m + 1 clusters, for every i; its best
+    last cut is non-decreasing in i, so each row is solved by divide and conquer, every level of the
+    recursion at once in numpy.
+    """
+    n, k = len(x), int(n_clusters)
+    if not 1 <= k <= n:
+        raise DclabError(f"cannot cut {n} values into {k} non-empty clusters")
+    shifted = x - x[n // 2]  # centred, so the cumulative sums keep their precision
+    s1 = np.concatenate([[0.0], np.cumsum(shifted)])
+    s2 = np.concatenate([[0.0], np.cumsum(shifted * shifted)])
+
+    def error(j: np.ndarray, i: np.ndarray) -> np.ndarray:  # squared error of x[j:i] around its mean
+        d = s1[i] - s1[j]
+        return np.maximum(s2[i] - s2[j] - d * d / (i - j), 0.0)
+
+    best = np.full(n + 1, np.inf)
+    best[1:] = error(np.zeros(n, dtype=np.int64), np.arange(1, n + 1))
+    cuts = np.zeros((k, n + 1), dtype=np.int32)
+    for m in range(1, k):
+        row = np.full(n + 1, np.inf)
+        lo, hi, first, last = (np.array([v]) for v in (m + 1, n, m, n - 1))  # i in [lo, hi], cut in [first, last]
+        while len(lo):
+            mid = (lo + hi) // 2
+            counts = np.minimum(mid - 1, last) - first + 1
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            segment = np.repeat(np.arange(len(mid)), counts)
+            j = np.arange(counts.sum()) - starts[segment] + first[segment]
+            value = best[j] + error(j, mid[segment])
+            least = np.minimum.reduceat(value, starts)
+            ties = np.flatnonzero(value == least[segment])
+            _, at = np.unique(segment[ties], return_index=True)
+            cut = j[ties[at]]  # the first best cut of each segment
+            row[mid], cuts[m, mid] = least, cut
+            left, right = lo < mid, mid < hi
+            lo, hi, first, last = (np.concatenate([lo[left], mid[right] + 1]),
+                                   np.concatenate([mid[left] - 1, hi[right]]),
+                                   np.concatenate([first[left], cut[right]]),
+                                   np.concatenate([cut[left], last[right]]))
+        best = row
+    bounds = np.zeros(k + 1, dtype=np.int64)
+    bounds[k] = n
+    for m in range(k - 1, 0, -1):
+        bounds[m] = cuts[m, bounds[m + 1]]
+    return bounds
+
+
+def _optimal_centroids(x: np.ndarray, n_clusters: int) -> np.ndarray:
+    distinct = x[np.concatenate([[True], x[1:] != x[:-1]])]
+    if len(distinct) <= n_clusters:  # a centroid per value (as Lloyd does then)
+        return np.concatenate([distinct, np.full(n_clusters - len(distinct), distinct[-1])])
+    bounds = optimal_bounds(x, n_clusters)
+    sums = np.add.reduceat(x, bounds[:-1])
+    return sums / np.diff(bounds)
 
 
 def _lloyd_sorted(x: np.ndarray, centroids: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -9,12 +9,14 @@ counts: none is a file.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dclab import paper
+from dclab.data import Digits
 from dclab.lessons.coding import PipelineRun, pipeline_run, recipe_config
 
 ARCHES = ("lenet300", "lenet5")
@@ -172,3 +174,56 @@ def ans_sentence(s: dict[str, Any]) -> str:
     return (f"{s['network']}: ANS would save {payload:,.0f} bytes of payload, but its symbol counts cost more "
             f"than Huffman's code tables: with the side data the file would grow by {-total:,.0f} bytes. On "
             f"streams this short, cheaper side data matters more than a better coder.")
+
+
+def kmeans_comparison(arch: str, test_data: Digits, progress: bool = True, **bits: int) -> dict[str, Any]:
+    """Lloyd from the paper's linear start against the optimal 1-D k-means (``init="optimal"``), at equal bits.
+
+    On the retrained ladder's rung at the paper's sparsities (a retrained pruned network, as the pipeline
+    shares it), each layer's survivors are shared at the default recipe's bits (or ``conv_bits=``, ``fc_bits=``)
+    both ways: the squared error
+    of each layer, the time each clustering took, and the test accuracy with every layer shared (before
+    any fine-tuning of the centroids, which would move both). A ladder not cached yet is climbed first
+    (``python -m dclab prepare`` caches it), with a progress bar unless ``progress=False``."""
+    from dclab.algorithms import quantize
+    from dclab.models import compressible_layers, layer_kind
+    from dclab.pipeline import CompressionConfig
+    from dclab.pipeline.ladder import retrained_ladder
+    from dclab.train import evaluate
+
+    config = CompressionConfig.preset(arch, **bits)
+    rung = retrained_ladder(arch, progress=progress).rung_for(paper.SPARSITY[arch])
+    net = rung.model(arch)
+    layers = compressible_layers(net)
+    rows, books = [], {"linear": {}, "optimal": {}}
+    for name, module in layers.items():
+        w = module.weight.detach()
+        mask = w != 0
+        bits = config.bits_for(name, layer_kind(module))
+        row = {"layer": name, "bits": bits, "survivors": int(mask.sum())}
+        for init in books:
+            start = time.perf_counter()
+            book = quantize.quantize_layer(w, mask, bits, init)
+            row[f"{init} seconds"] = time.perf_counter() - start
+            row[f"{init} SSE"] = float(((book.weights() - w)[mask].double() ** 2).sum())
+            books[init][name] = book
+        row["SSE ratio"] = row["linear SSE"] / row["optimal SSE"] if row["optimal SSE"] > 0 else float("nan")
+        rows.append(row)
+    accuracy = {}
+    for init, codebooks in books.items():
+        shared = rung.model(arch)
+        quantize.apply_codebooks_(shared, codebooks)
+        accuracy[init] = evaluate(shared, test_data)
+    return {"network": TITLES.get(arch, arch), "rung": rung.describe(), "bits": {"conv": config.conv_bits, "fc": config.fc_bits}, "rung accuracy": evaluate(net, test_data),
+            "rows": rows, "accuracy": accuracy}
+
+
+def kmeans_sentence(result: dict[str, Any]) -> str:
+    """What ``kmeans_comparison`` measured, in words."""
+    total = {init: sum(r[f"{init} SSE"] for r in result["rows"]) for init in ("linear", "optimal")}
+    acc = result["accuracy"]
+    bits = ", ".join(f"{kind} {b} bits" for kind, b in result["bits"].items())
+    return (f"{result['network']} ({result['rung']}; {bits}): the optimal clustering's squared error is "
+            f"{total['optimal'] / total['linear']:.1%} of Lloyd's from the linear start over all layers; "
+            f"test accuracy with every layer shared, before fine-tuning: linear {100 * acc['linear']:.2f}%, "
+            f"optimal {100 * acc['optimal']:.2f}% (pruned and retrained, unshared: {100 * result['rung accuracy']:.2f}%).")

@@ -16,8 +16,8 @@ from dclab.algorithms.prune import (
     check_sparsity,
 )
 from dclab.algorithms.quantize import (
+    ALL_INITS,
     DEFAULT_BITS,
-    INITS,
     check_bits,
 )
 from dclab.deprecation import warn_renamed
@@ -137,8 +137,8 @@ class CompressionConfig:
             value = getattr(self, label)
             if not isinstance(value, numbers.Real) or not value > 0 or math.isinf(value):
                 raise DclabError(f"{label} must be a positive number, not {value!r}")
-        if self.init not in INITS:
-            raise DclabError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        if self.init not in ALL_INITS:
+            raise DclabError(f"init must be one of {', '.join(ALL_INITS)}, not {self.init!r}")
         if self.train_subset is not None and self.train_subset < 1:
             raise DclabError(f"train_subset must be a positive number of digits, not {self.train_subset!r}")
         return self
