@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -58,6 +59,21 @@ def main() -> int:
                    if p.recipe == "frontier" else "")
         lines.append(f"| {frontier.TITLES[p.arch]} | {p.recipe} | {p.bytes:,} | {p.ratio:.1f}x | {p.error:.2%} "
                      f"({p.baseline_error:.2%}) | {p.seconds:.0f} s | {verdict} | `{p.command}` |")
+    lines += ["", "The frontier files written again with float16 biases (`bias_bits=16`, a version-2 `.dcz`; "
+              "`lessons.frontier.with_float16_biases`: nothing retrained, the biases rounded as `compress` rounds "
+              "them after fine-tuning), error of the model read back from the new file:", "",
+              "| network | float32 biases | float16 biases | saved | ratio | error (float32 -> float16) | goal |",
+              "|---|---|---|---|---|---|---|"]
+    from dclab.data import load_mnist
+
+    test, folder = load_mnist("test"), Path(tempfile.mkdtemp())
+    for p in (p for p in points if p.recipe == "frontier"):
+        h = frontier.with_float16_biases(p, test, folder)
+        goal = frontier.GOALS[p.arch]
+        met = h["float16 biases: bytes"] <= goal["bytes"] and h["float16 biases: error"] <= goal["error"]
+        lines.append(f"| {h['network']} | {h['float32 biases: bytes']:,} B | {h['float16 biases: bytes']:,} B | "
+                     f"{h['saved']:,} B | {h['ratio']:.1f}x | {h['float32 biases: error']:.2%} -> "
+                     f"{h['float16 biases: error']:.2%} | {'meets' if met else 'misses'} |")
     lines += ["", f"Load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores, "
               f"{torch.get_num_threads()} torch threads."]
     markdown = "\n".join(lines)

@@ -79,6 +79,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         "retrain_epochs": args.retrain_epochs,
         "finetune_epochs": args.finetune_epochs,
         "init": args.init,
+        "bias_bits": args.bias_bits,
         "train_subset": args.train_subset,
         "seed": args.seed,
     }
@@ -174,6 +175,8 @@ def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--retrain-epochs", type=int, help="retraining epochs per pruning step (model preset)")
     compress.add_argument("--finetune-epochs", type=int, help="centroid fine-tuning epochs (1)")
     compress.add_argument("--init", choices=ALL_INITS, help="k-means initialization (linear; optimal: the least-squares clustering)")
+    compress.add_argument("--bias-bits", type=int, choices=(32, 16),
+                          help="store biases as float32 (32, a version-1 file) or float16 (16, a version-2 file)")
     compress.add_argument("--no-huffman", action="store_true", help="write fixed-width codes")
     compress.add_argument("--train-subset", type=int, help="train on the first N digits only (quick runs)")
     compress.add_argument("--seed", type=int, help="training seed (0)")

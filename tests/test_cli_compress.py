@@ -94,18 +94,20 @@ def test_compress_inspect_evaluate(lenet300, tmp_path):
 
 
 def test_compress_with_the_frontier_recipe_writes_its_file_and_the_cached_copy(lenet300, tmp_path, capsys):
-    """``--recipe frontier`` starts from the frontier settings (the schedule overridden here to be quick), and
-    the run lands where notebook 07 looks for it (``compressed_path`` of its config)."""
+    """``--recipe frontier`` starts from the frontier settings (the schedule overridden here to be quick; float16
+    biases asked for), and the run lands where notebook 07 looks for it (``compressed_path`` of its config)."""
     from dclab.cli import main
     from dclab.codec.container import read_dcz
     from dclab.lessons.coding import compressed_path
     from dclab.pipeline import FRONTIER, CompressionConfig
 
-    quick = {"prune_steps": 1, "retrain_epochs": 1, "finetune_epochs": 1, "train_subset": 600}
+    quick = {"prune_steps": 1, "retrain_epochs": 1, "finetune_epochs": 1, "train_subset": 600, "bias_bits": 16}
     out = tmp_path / "frontier.dcz"
     assert main(["compress", "lenet300", "--recipe", "frontier", "--out", str(out), "--prune-steps", "1",
-                 "--retrain-epochs", "1", "--finetune-epochs", "1", "--train-subset", "600"]) == 0
+                 "--retrain-epochs", "1", "--finetune-epochs", "1", "--train-subset", "600", "--bias-bits", "16"]) == 0
     config = read_dcz(out).meta["config"]
+    assert out.read_bytes()[8:10] == b"\x02\x00" and config["bias_bits"] == 16  # float16 biases: version 2
+    assert all(layer.bias_bits == 16 for layer in read_dcz(out).layers)
     assert config["sparsity"] == FRONTIER["lenet300"]["sparsity"] and config["fc_bits"] == FRONTIER["lenet300"]["fc_bits"]
     cached = compressed_path("lenet300", CompressionConfig.preset("lenet300", "frontier", **quick))
     try:

@@ -42,7 +42,7 @@ def doc_layer() -> CompressedLayer:
     return CompressedLayer("ip1", "fc", (2, 8), 2, 2, centroids, indices)
 
 
-def random_layer(name, kind, shape, bits, gap_bits, seed, keep=0.3, bias=True) -> CompressedLayer:
+def random_layer(name, kind, shape, bits, gap_bits, seed, keep=0.3, bias=True, bias_bits=32) -> CompressedLayer:
     g = torch.Generator().manual_seed(seed)
     k = 2**bits
     indices = torch.randint(1, k, shape, generator=g)
@@ -50,13 +50,13 @@ def random_layer(name, kind, shape, bits, gap_bits, seed, keep=0.3, bias=True) -
     centroids = torch.randn(k, generator=g)
     centroids[0] = 0.0
     b = torch.randn(shape[0], generator=g) if bias else None
-    return CompressedLayer(name, kind, shape, bits, gap_bits, centroids, indices, b)
+    return CompressedLayer(name, kind, shape, bits, gap_bits, centroids, indices, b, bias_bits)
 
 
-def small_layers() -> list[CompressedLayer]:
-    """Three tiny layers: sparse fc with fillers, sparse conv without bias, dense fc."""
+def small_layers(bias_bits: int = 32) -> list[CompressedLayer]:
+    """Three tiny layers: sparse fc with fillers, sparse conv without bias, dense fc (its bias float32 always)."""
     return [
-        random_layer("ip1", "fc", (5, 12), 2, 2, seed=1),
+        random_layer("ip1", "fc", (5, 12), 2, 2, seed=1, bias_bits=bias_bits),
         random_layer("conv1", "conv", (2, 1, 3, 3), 3, 3, seed=2, bias=False),
         random_layer("ip2", "fc", (3, 4), 2, 0, seed=3, keep=0.5),
     ]
@@ -225,9 +225,11 @@ def test_roundtrip_random_models(layers, huffman, meta):
 # Refusing bad files: every truncation, every changed byte, foreign files
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["huffman", "fixed"])
+@pytest.fixture(scope="module", params=[(True, 32), (False, 32), (True, 16)],
+                ids=["huffman", "fixed", "version-2-float16-bias"])
 def small_file(request) -> bytes:
-    data = to_bytes("tiny", small_layers(), huffman=request.param, meta={"a": 1})
+    huffman, bias_bits = request.param
+    data = to_bytes("tiny", small_layers(bias_bits), huffman=huffman, meta={"a": 1})
     assert 300 < len(data) < 700
     return data
 
@@ -402,3 +404,40 @@ def test_bad_models_raise():
         to_bytes("x", [layer], meta={"f": object()})
     with pytest.raises(DclabError, match="arch"):
         to_bytes("", [layer])
+
+
+# ---------------------------------------------------------------------------
+# Version 2: float16 biases
+
+
+def test_float16_biases_round_trip_as_version_2_and_float32_stays_version_1():
+    v1, v2 = to_bytes("tiny", small_layers(32)), to_bytes("tiny", small_layers(16))
+    assert struct.unpack_from("<H", v1, 8) == (1,) and struct.unpack_from("<H", v2, 8) == (2,)
+    assert len(v1) - len(v2) == 2 * 5  # ip1's 5 biases: 2 bytes each instead of 4; nothing else changes
+    back = from_bytes(v2)
+    for written, read in zip(small_layers(16), back.layers):
+        assert_same_layer(written, read)
+        assert read.bias_bits == written.bias_bits
+    original = small_layers(32)[0].bias
+    assert torch.equal(back.layers[0].bias, original.half().float())  # rounded to the nearest float16
+    assert back.layer_stats()[0].bias_bytes == 10 and back.layer_stats()[0].sections["BIAS"] == 10
+
+
+def test_a_version_1_reader_refuses_a_version_2_file_asking_for_an_upgrade(monkeypatch):
+    data = to_bytes("tiny", small_layers(16))
+    monkeypatch.setattr(container, "FORMAT_VERSION", 1)  # what dclab 1's reader checks
+    message = _refused(data)
+    assert "version 2" in message and "upgrade dclab" in message
+
+
+def test_the_version_byte_must_be_the_lowest_that_holds_the_file():
+    v1, v2 = bytearray(to_bytes("tiny", small_layers(32))), bytearray(to_bytes("tiny", small_layers(16)))
+    struct.pack_into("<H", v1, 8, 2)
+    assert "no float16 bias" in _refused(bytes(v1))
+    struct.pack_into("<H", v2, 8, 1)
+    assert "flags" in _refused(bytes(v2))
+
+
+def test_bias_bits_must_be_16_or_32():
+    with pytest.raises(DclabError, match="bias_bits must be 32 or 16"):
+        random_layer("ip1", "fc", (5, 12), 2, 2, seed=1, bias_bits=8)

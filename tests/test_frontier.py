@@ -2,6 +2,8 @@
 beside them, and the byte budget of a file. Deterministic: files of an untrained LeNet-300-100 (no training)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -157,3 +159,17 @@ def test_kmeans_comparison_shares_the_rungs_survivors_both_ways(monkeypatch, unt
         assert row["optimal SSE"] <= row["linear SSE"] * (1 + 1e-9)
     assert set(result["accuracy"]) == {"linear", "optimal"} and result["bits"] == {"conv": 8, "fc": 3}
     assert "fc 3 bits" in frontier.kmeans_sentence(result)
+
+
+def test_a_file_with_float16_biases_is_smaller_by_their_halves_and_reads_back(point, synthetic_digits, tmp_path):
+    row = frontier.with_float16_biases(point, synthetic_digits, tmp_path)
+    n_bias = sum(layer.bias.numel() for layer in point.run.dcz.layers if layer.bias is not None)
+    back = container.read_dcz(row["path"])
+    assert all(layer.bias_bits == 16 for layer in back.layers if layer.bias is not None)
+    assert row["float16 biases: bytes"] == row["path"].stat().st_size
+    # half the bias bytes saved; the metadata grows by the setting and the measured error (a few dozen bytes)
+    assert 0 < 2 * n_bias - row["saved"] < 80
+    assert back.meta["config"]["bias_bits"] == 16 and back.meta["test_error_after"] == row["float16 biases: error"]
+    budget = frontier.byte_budget(dataclasses.replace(point, path=row["path"], bytes=row["float16 biases: bytes"],
+                                                      run=dataclasses.replace(point.run, dcz=back)))
+    assert {"part": "biases (float16)", "bytes": 2 * n_bias} == {k: v for k, v in budget[-2].items() if k != "share"}

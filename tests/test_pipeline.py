@@ -217,3 +217,32 @@ def test_weight_cache_masks_equal_magnitude_masks(trained):
         for sparsity in (0.0, 0.3, 0.95):
             assert torch.equal(cache.mask(name, sparsity), magnitude_mask(w, sparsity))
     assert "lenet300" in repr(cache)
+
+
+def test_float16_biases_are_measured_as_the_file_stores_them(synthetic_digits):
+    torch.manual_seed(2)
+    model = LeNet300()
+    with torch.no_grad():
+        model.ip1.bias.add_(0.123456)  # values float16 must round
+    wide = CompressionConfig(sparsity=SPARSITY)
+    narrow = CompressionConfig(sparsity=SPARSITY, bias_bits=16)
+    net32, data32, report32 = compress_weights(model, wide)
+    net16, data16, report16 = compress_weights(model, narrow, test_data=synthetic_digits)
+    assert container.from_bytes(data32).layers[0].bias_bits == 32 and struct_version(data32) == 1
+    assert struct_version(data16) == 2
+    rebuilt = load_model(data16)
+    for key, value in net16.state_dict().items():  # the model measured is the file's, bit for bit
+        assert torch.equal(rebuilt.state_dict()[key], value)
+    assert torch.equal(net16.ip1.bias, model.ip1.bias.detach().half().float())
+    assert not torch.equal(net16.ip1.bias, net32.ip1.bias)
+    assert report16.test_error_after == test_error(rebuilt, synthetic_digits)
+    n_bias = sum(m.bias.numel() for m in compressible_layers(model).values())
+    assert report16.stage_bytes["dense"] == report32.stage_bytes["dense"]  # the original stays float32
+    assert report32.stage_bytes["pruned"] - report16.stage_bytes["pruned"] == 2 * n_bias
+    assert "bias_bits" not in wide.to_dict() and narrow.to_dict()["bias_bits"] == 16  # older keys unchanged
+    with pytest.raises(DclabError, match="bias_bits must be 32 or 16"):
+        CompressionConfig(bias_bits=8)
+
+
+def struct_version(data: bytes) -> int:
+    return int.from_bytes(data[8:10], "little")

@@ -36,8 +36,13 @@ from dclab.errors import DclabError, DczFormatError
 SIGNATURE = b"\x89DCZ\r\n\x1a\n"
 """The first 8 bytes of every ``.dcz`` (like PNG's: catches text-mode and 7-bit mangling)."""
 
-FORMAT_VERSION = 1
-"""The only version this reader accepts; any change to the layout bumps it."""
+FORMAT_VERSION = 2
+"""The newest version this reader accepts (it reads 1 and 2). Version 2 adds float16 biases (LAYR flags
+bit 1). A file is written at the lowest version that holds it, so a file without float16 biases is a
+version-1 file that dclab 1 reads; any further change to the layout bumps the version again."""
+
+BIAS_BITS = (32, 16)
+"""How a bias may be stored: float32 (version 1), or float16 (version 2)."""
 
 MAX_BITS = 16
 """Widest codebook index: 2**16 centroids."""
@@ -61,6 +66,14 @@ Array = Union[torch.Tensor, np.ndarray, Sequence[float]]
 
 # ---------------------------------------------------------------------------
 # Layers
+
+
+def stored_bias(bias: torch.Tensor, bias_bits: int = 32) -> torch.Tensor:
+    """``bias`` (float32) as a file stores it: unchanged at 32 bits, rounded to the nearest float16 at 16. The
+    pipeline rounds a model's biases with this before it measures the model, so the file holds what was measured."""
+    if bias_bits == 16:
+        return bias.to(torch.float16).to(torch.float32)
+    return bias
 
 
 def _tensor(x: Array, dtype: torch.dtype) -> torch.Tensor:
@@ -90,6 +103,7 @@ class CompressedLayer:
     centroids: torch.Tensor
     indices: torch.Tensor
     bias: torch.Tensor | None = None
+    bias_bits: int = 32
 
     index_bits = renamed_attribute("index_bits", "gap_bits")
 
@@ -133,8 +147,11 @@ class CompressedLayer:
                 f"layer {self.name!r}: indices must lie in [0, {self.centroids.numel()}) "
                 f"(one per centroid); got [{int(self.indices.min())}, {int(self.indices.max())}]"
             )
+        if self.bias_bits not in BIAS_BITS or isinstance(self.bias_bits, bool):
+            raise DclabError(f"layer {self.name!r}: bias_bits must be 32 or 16 (float32 or float16); got {self.bias_bits!r}")
+        self.bias_bits = int(self.bias_bits)
         if self.bias is not None:
-            self.bias = _tensor(self.bias, torch.float32).reshape(-1)
+            self.bias = stored_bias(_tensor(self.bias, torch.float32).reshape(-1), self.bias_bits)
             if self.bias.numel() != self.shape[0]:
                 raise DclabError(
                     f"layer {self.name!r}: bias has {self.bias.numel()} values; "
@@ -151,10 +168,16 @@ class CompressedLayer:
         bits: int,
         gap_bits: int,
         bias: Array | None = None,
+        bias_bits: int = 32,
     ) -> CompressedLayer:
         """A layer from a ``dclab.algorithms.quantize.Codebook`` (centroids, indices shaped like ``w``) (notebooks 04, 06)."""
         indices = codebook.indices
-        return cls(name, kind, tuple(indices.shape), bits, gap_bits, codebook.centroids, indices, bias)
+        return cls(name, kind, tuple(indices.shape), bits, gap_bits, codebook.centroids, indices, bias, bias_bits)
+
+    @property
+    def bias_bytes(self) -> int:
+        """Bytes of the stored bias (0 without one)."""
+        return 0 if self.bias is None else self.bias_bits // 8 * self.bias.numel()
 
     @property
     def n_weights(self) -> int:
@@ -320,7 +343,8 @@ def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
             struct.pack("<BB", KINDS.index(layer.kind), len(layer.shape)),
             struct.pack(f"<{len(layer.shape)}I", *layer.shape),
             struct.pack("<BBII", layer.bits, layer.gap_bits, layer.centroids.numel(), values.size),
-            struct.pack("<B", layer.bias is not None),  # flags: bit 0 = has a bias
+            # flags: bit 0 = has a bias, bit 1 = the bias is float16 (version 2)
+            struct.pack("<B", (layer.bias is not None) | (layer.bias is not None and layer.bias_bits == 16) << 1),
         ]
     )
     yield _chunk(b"LAYR", header)
@@ -329,7 +353,7 @@ def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
     if sparse is not None:
         yield from _stream_chunks(b"G", sparse.gap_codes, layer.gap_bits, use_huffman)
     if layer.bias is not None:
-        yield _chunk(b"BIAS", layer.bias.numpy().astype("<f4").tobytes())
+        yield _chunk(b"BIAS", layer.bias.numpy().astype("<f2" if layer.bias_bits == 16 else "<f4").tobytes())
 
 
 def to_bytes(
@@ -351,7 +375,8 @@ def to_bytes(
     if not all(isinstance(k, str) for k in meta):
         raise DclabError("metadata keys must be strings")
     head = {"arch": arch, "huffman": bool(huffman), "n_layers": len(layers), "meta": meta}
-    parts = [SIGNATURE, struct.pack("<H", FORMAT_VERSION), _chunk(b"HEAD", _json_bytes(head))]
+    version = 2 if any(layer.bias is not None and layer.bias_bits == 16 for layer in layers) else 1
+    parts = [SIGNATURE, struct.pack("<H", version), _chunk(b"HEAD", _json_bytes(head))]
     for layer in layers:
         parts.extend(_layer_chunks(layer, bool(huffman)))
     parts.append(_chunk(b"DEND", b""))
@@ -389,8 +414,8 @@ _FOREIGN = [
 ]
 
 
-def _check_prefix(data: bytes) -> None:
-    """Refuse data that does not start with the signature and a version this reader knows."""
+def _check_prefix(data: bytes) -> int:
+    """Refuse data that does not start with the signature and a version this reader knows; the version."""
     if not data:
         raise DczFormatError(f"the file is empty (0 bytes), not a compressed model (.dcz). {_REPAIR}")
     if data[: len(SIGNATURE)] != SIGNATURE[: len(data)]:
@@ -405,8 +430,9 @@ def _check_prefix(data: bytes) -> None:
             f"this .dcz uses format version {version}, newer than this dclab reads ({FORMAT_VERSION}): "
             "upgrade dclab to read it."
         )
-    if version != FORMAT_VERSION:
-        raise DczFormatError(f"invalid .dcz format version {version} (this dclab reads {FORMAT_VERSION}). {_REPAIR}")
+    if version < 1:
+        raise DczFormatError(f"invalid .dcz format version {version} (this dclab reads 1 to {FORMAT_VERSION}). {_REPAIR}")
+    return version
 
 
 class _Reader:
@@ -514,11 +540,11 @@ def _read_stream(
     return symbols, n_bits, sections
 
 
-def _read_layer(reader: _Reader, use_huffman: bool, budget: int) -> tuple[CompressedLayer, LayerStats]:
+def _read_layer(reader: _Reader, use_huffman: bool, budget: int, version: int) -> tuple[CompressedLayer, LayerStats]:
     start = reader.pos
     body = reader.chunk(b"LAYR")
     sections = {"LAYR": len(body)}
-    name, kind, shape, bits, gap_bits, n_centroids, n_entries, has_bias = _layer_header(bytes(body))
+    name, kind, shape, bits, gap_bits, n_centroids, n_entries, bias_bits = _layer_header(bytes(body), version)
     what = f"layer {name!r}"
     n_weights = math.prod(shape)
     if n_weights > budget:
@@ -545,20 +571,24 @@ def _read_layer(reader: _Reader, use_huffman: bool, budget: int) -> tuple[Compre
         codes, g_bits, flat, n_fillers = None, 0, values, 0
 
     bias = None
-    if has_bias:
+    if bias_bits:
         body = reader.chunk(b"BIAS")
         sections["BIAS"] = len(body)
-        if len(body) != 4 * shape[0]:
-            raise DczFormatError(f"corrupted .dcz: {what} has {len(body)} bias bytes for {shape[0]} outputs")
-        bias = torch.from_numpy(np.frombuffer(bytes(body), dtype="<f4").astype(np.float32))
+        if len(body) != bias_bits // 8 * shape[0]:
+            raise DczFormatError(f"corrupted .dcz: {what} has {len(body)} bias bytes for {shape[0]} outputs "
+                                 f"in float{bias_bits}")
+        bias = torch.from_numpy(np.frombuffer(bytes(body), dtype="<f2" if bias_bits == 16 else "<f4").astype(np.float32))
 
-    layer = CompressedLayer(name, kind, tuple(shape), bits, gap_bits, centroids, torch.from_numpy(flat), bias)
+    layer = CompressedLayer(name, kind, tuple(shape), bits, gap_bits, centroids, torch.from_numpy(flat), bias,
+                            bias_bits or 32)
     stats = _layer_stats(layer, values, codes, n_fillers, use_huffman, w_bits, g_bits, sections, reader.pos - start)
     return layer, stats
 
 
-def _layer_header(body: bytes) -> tuple[str, str, list[int], int, int, int, int, bool]:
-    """Parse a LAYR section: name, kind, shape, bits, gap_bits, n_centroids, n_entries, has_bias."""
+def _layer_header(body: bytes, version: int) -> tuple[str, str, list[int], int, int, int, int, int]:
+    """Parse a LAYR section: name, kind, shape, bits, gap_bits, n_centroids, n_entries, bias bits (0: no bias).
+
+    Flags: bit 0 = has a bias; bit 1 (version 2 only, with bit 0) = the bias is float16."""
     bad = f"corrupted .dcz: a layer header ({len(body)} bytes) is invalid"
     n = body[0] if body else 0
     if len(body) < n + 3:
@@ -577,13 +607,14 @@ def _layer_header(body: bytes) -> tuple[str, str, list[int], int, int, int, int,
         or not 1 <= bits <= MAX_BITS
         or gap_bits > MAX_GAP_BITS
         or not 1 <= n_centroids <= 2**bits
-        or flags > 1
+        or flags > (1 if version == 1 else 3)
+        or flags == 2
     ):
         raise DczFormatError(
             f"{bad}: layer {name!r} has shape {shape}, bits {bits}, gap_bits {gap_bits}, "
             f"{n_centroids} centroids, flags {flags}. {_REPAIR}"
         )
-    return name, KINDS[kind], shape, bits, gap_bits, n_centroids, n_entries, bool(flags)
+    return name, KINDS[kind], shape, bits, gap_bits, n_centroids, n_entries, 0 if not flags & 1 else (16 if flags & 2 else 32)
 
 
 def _scatter(values: np.ndarray, gaps: np.ndarray, length: int, gap_bits: int, what: str) -> np.ndarray:
@@ -648,7 +679,7 @@ def _layer_stats(
         huffman_bits=h_bits,
         codebook_bytes=4 * int(layer.centroids.numel()),
         table_bytes=table_bytes,
-        bias_bytes=0 if layer.bias is None else 4 * layer.bias.numel(),
+        bias_bytes=layer.bias_bytes,
         stored_bytes=stored_bytes,
         sections=sections,
     )
@@ -668,7 +699,7 @@ def from_bytes(data: bytes | bytearray | memoryview) -> DczModel:
 
 
 def _parse(data: bytes) -> DczModel:
-    _check_prefix(data)
+    version = _check_prefix(data)
     reader = _Reader(data)
     head = _json_object(reader.chunk(b"HEAD"), "file")
     _check_keys(head, {"arch", "huffman", "n_layers", "meta"}, "file")
@@ -681,10 +712,13 @@ def _parse(data: bytes) -> DczModel:
     header_bytes = reader.pos
     layers, stats, budget = [], [], MAX_WEIGHTS
     for _ in range(n_layers):
-        layer, layer_stats = _read_layer(reader, use_huffman, budget)
+        layer, layer_stats = _read_layer(reader, use_huffman, budget, version)
         budget -= layer.n_weights
         layers.append(layer)
         stats.append(layer_stats)
+    if version == 2 and not any(layer.bias is not None and layer.bias_bits == 16 for layer in layers):
+        # written at the lowest version that holds it: a version-2 file has a float16 bias
+        raise DczFormatError(f"corrupted .dcz: version 2 but no float16 bias (a writer would say 1). {_REPAIR}")
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         raise DczFormatError(f"corrupted .dcz: two layers share a name ({names}). {_REPAIR}")

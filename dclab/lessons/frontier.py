@@ -80,16 +80,19 @@ def published_points(arches: Sequence[str] = ARCHES) -> list[dict[str, Any]]:
 
 def recipe_changes(arch: str, recipe: str = "frontier") -> list[dict[str, Any]]:
     """The settings in which ``recipe`` differs from the default recipe, side by side."""
-    from dclab.pipeline import DEFAULT_SPARSITY
+    from dclab.pipeline import DEFAULT_SPARSITY, CompressionConfig
 
     default, other = recipe_config(arch).to_dict(), recipe_config(arch, recipe).to_dict()
     for settings in (default, other):  # None means the model's default sparsities: show them
         if settings["sparsity"] is None and settings["quality"] is None:
             settings["sparsity"] = DEFAULT_SPARSITY.get(arch)
+    fields = CompressionConfig.__dataclass_fields__
     rows = []
-    for key in default:
-        if default[key] != other[key]:
-            rows.append({"setting": key, "default": _show(default[key]), recipe: _show(other[key])})
+    for key in fields:  # a setting to_dict leaves out is at its default (ADDED_SETTINGS)
+        if key in default or key in other:
+            before, after = (d.get(key, fields[key].default) for d in (default, other))
+            if before != after:
+                rows.append({"setting": key, "default": _show(before), recipe: _show(after)})
     return rows
 
 
@@ -136,12 +139,14 @@ def goal_sentence(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def byte_budget(point: FilePoint) -> list[dict[str, Any]]:
-    """Where a file's bytes go: each layer's coded weights (indices and gaps, Huffman-coded), the float32
-    biases, and the rest of the file (headers, codebooks, code tables, checksums), as bytes and shares."""
+    """Where a file's bytes go: each layer's coded weights (indices and gaps, Huffman-coded), the biases (float32,
+    or float16 in a version-2 file), and the rest of the file (headers, codebooks, code tables, checksums), as bytes and shares."""
     report, total = point.run.report, point.bytes
     rows = [{"part": f"{layer.name}: coded weights", "bytes": layer.size_pqh_bytes} for layer in point.run.report.layers]
-    biases = sum(4 * layer.bias.numel() for layer in point.run.dcz.layers if layer.bias is not None)
-    rows.append({"part": "biases (float32)", "bytes": biases})
+    stored = [layer for layer in point.run.dcz.layers if layer.bias is not None]
+    biases = sum(layer.bias_bytes for layer in stored)
+    kinds = "/".join(sorted({f"float{layer.bias_bits}" for layer in stored})) or "none"
+    rows.append({"part": f"biases ({kinds})", "bytes": biases})
     rows.append({"part": "the rest (headers, codebooks, code tables, checksums)",
                  "bytes": total - biases - sum(layer.size_pqh_bytes for layer in report.layers)})
     for row in rows:
@@ -227,3 +232,28 @@ def kmeans_sentence(result: dict[str, Any]) -> str:
             f"{total['optimal'] / total['linear']:.1%} of Lloyd's from the linear start over all layers; "
             f"test accuracy with every layer shared, before fine-tuning: linear {100 * acc['linear']:.2f}%, "
             f"optimal {100 * acc['optimal']:.2f}% (pruned and retrained, unshared: {100 * result['rung accuracy']:.2f}%).")
+
+
+def with_float16_biases(point: FilePoint, test_data: Digits, folder: Path) -> dict[str, Any]:
+    """``point``'s file written again with its biases in float16 (a version-2 ``.dcz``, ``bias_bits=16``) into
+    ``folder``: the bytes on disk and the test error of the model read back, beside the float32 file's.
+
+    Nothing is retrained: the weights stay as they are and only the biases are rounded, which is what
+    ``compress`` with ``bias_bits=16`` does after fine-tuning (it then measures the rounded model)."""
+    import dataclasses
+
+    from dclab.codec import container
+    from dclab.pipeline import load_model
+    from dclab.train import test_error
+
+    dcz = point.run.dcz
+    layers = [dataclasses.replace(layer, bias_bits=16) for layer in dcz.layers]
+    meta = {**dcz.meta, "config": {**dcz.meta.get("config", {}), "bias_bits": 16}}
+    meta["test_error_after"] = test_error(load_model(container.to_bytes(dcz.arch, layers, meta=meta)), test_data)
+    path = Path(folder) / f"{point.path.stem}-float16-biases.dcz"
+    size = container.write_dcz(path, dcz.arch, layers, huffman=True, meta=meta)
+    error = test_error(load_model(path), test_data)  # the model read back from the file on disk
+    return {"network": TITLES.get(point.arch, point.arch), "recipe": point.recipe, "float32 biases: bytes": point.bytes,
+            "float16 biases: bytes": size, "saved": point.bytes - size,
+            "float32 biases: error": point.error, "float16 biases: error": error, "ratio": paper.ORIGINAL_BYTES[point.arch] / size,
+            "path": path}

@@ -130,12 +130,14 @@ def dcz_layers(
     codebooks: Mapping[str, Codebook],
     bits: Callable[[str, str], int],
     gap_bits: Callable[[str, str], int],
+    bias_bits: int = 32,
 ) -> list[CompressedLayer]:
     """A model's codebooks as ``.dcz`` layers, in the model's layer order: the one place they are assembled
     (``compress``, ``compress_weights``, the capstone's session, notebook 03's experiments).
 
     ``bits(name, kind)`` is the width of a weight index; a pruned codebook (reserved zero) stores its
-    gaps in ``gap_bits(name, kind)`` bits, a dense one stores every index. Biases go in as float32.
+    gaps in ``gap_bits(name, kind)`` bits, a dense one stores every index. Biases go in as float32, or as
+    float16 with ``bias_bits=16`` (round the model's first, ``round_biases_``, so it holds what the file does).
     """
     compressed = []
     for name, module in models.compressible_layers(model).items():
@@ -145,9 +147,18 @@ def dcz_layers(
         compressed.append(CompressedLayer.from_codebook(
             name, kind, book, bits=bits(name, kind),
             gap_bits=gap_bits(name, kind) if book.reserved_zero else 0,
-            bias=None if module.bias is None else module.bias.detach(),
+            bias=None if module.bias is None else module.bias.detach(), bias_bits=bias_bits,
         ))
     return compressed
+
+
+def round_biases_(model: nn.Module, bias_bits: int) -> nn.Module:
+    """Round the bias of every compressible layer as a ``.dcz`` stores it at ``bias_bits`` (in place)."""
+    with torch.no_grad():
+        for module in models.compressible_layers(model).values():
+            if module.bias is not None:
+                module.bias.copy_(container.stored_bias(module.bias.detach().float(), bias_bits))
+    return model
 
 
 def encode_dcz(
@@ -164,7 +175,8 @@ def encode_dcz(
     missing = set(models.compressible_layers(compressed)) - set(codebooks)
     if missing:
         raise DclabError(f"no codebook for layer(s) {', '.join(sorted(missing))}")
-    layers = dcz_layers(compressed, codebooks, config.bits_for, lambda name, kind: config.gap_bits_for(kind))
+    layers = dcz_layers(compressed, codebooks, config.bits_for, lambda name, kind: config.gap_bits_for(kind),
+                        config.bias_bits)
     fixed = container.to_bytes(arch, layers, huffman=False, meta=meta)
     coded = container.to_bytes(arch, layers, huffman=True, meta=meta)
     chosen = coded if config.huffman else fixed
@@ -295,7 +307,7 @@ def compress(
         for name, module in layers.items()
     }
     codebooks, _ = finetune_centroids(net, codebooks, train_data, config, progress=progress)
-    net.eval()
+    round_biases_(net.eval(), config.bias_bits)
     error_after = test_error(net, test_data)
 
     # 3. encode
@@ -356,7 +368,7 @@ def compress_weights(
             w, masks[name], config.bits_for(name, cache.kinds[name]), config.init,
             seed=config.seed, presorted=cache.sorted[name],
         )
-    net = apply_codebooks_(copy.deepcopy(model).cpu().eval(), codebooks)
+    net = round_biases_(apply_codebooks_(copy.deepcopy(model).cpu().eval(), codebooks), config.bias_bits)
     error = None
     if test_data is not None:
         from dclab.train import test_error

@@ -20,6 +20,7 @@ from dclab.algorithms.quantize import (
     DEFAULT_BITS,
     check_bits,
 )
+from dclab.codec.container import BIAS_BITS
 from dclab.deprecation import warn_renamed
 from dclab.errors import DclabError
 
@@ -57,6 +58,11 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {"default": PRESETS, "frontier":
 """``CompressionConfig.preset(arch, recipe)``: the tuned settings by recipe, then by model."""
 
 
+ADDED_SETTINGS = {"bias_bits": 32}
+"""Settings added after dclab 1, with the default that behaves as dclab 1 did. ``to_dict`` leaves out each one at
+that default, so the metadata of every file made before (and the cache keys made from it) stays the same."""
+
+
 FALLBACK_SPARSITY = {"conv": 0.6, "fc": 0.9}
 """For a model without a preset: by layer kind."""
 
@@ -80,7 +86,8 @@ class CompressionConfig:
     at 1/10 of the original rate, 1/5 recovered more here). Then the weights are
     shared (``conv_bits``/``fc_bits``, ``init``) and the centroids fine-tuned for
     ``finetune_epochs`` from ``finetune_lr`` (small: a centroid's gradient is the
-    sum over all the weights that share it).
+    sum over all the weights that share it). ``bias_bits=16`` stores the biases as float16 (a
+    version-2 ``.dcz``); the model is measured with its biases so rounded.
     """
 
     sparsity: float | dict[str, float] | None = None
@@ -97,6 +104,7 @@ class CompressionConfig:
     finetune_lr: float = BASELINE_LR / 50
     init: str = "linear"
     huffman: bool = True
+    bias_bits: int = 32
     max_shift: float = 2.0
     batch_size: int = 128
     train_subset: int | None = None
@@ -137,6 +145,8 @@ class CompressionConfig:
             value = getattr(self, label)
             if not isinstance(value, numbers.Real) or not value > 0 or math.isinf(value):
                 raise DclabError(f"{label} must be a positive number, not {value!r}")
+        if isinstance(self.bias_bits, bool) or self.bias_bits not in BIAS_BITS:
+            raise DclabError(f"bias_bits must be 32 or 16 (biases stored as float32 or float16), not {self.bias_bits!r}")
         if self.init not in ALL_INITS:
             raise DclabError(f"init must be one of {', '.join(ALL_INITS)}, not {self.init!r}")
         if self.train_subset is not None and self.train_subset < 1:
@@ -163,7 +173,11 @@ class CompressionConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data (stored in the ``.dcz`` metadata)."""
-        return asdict(self)
+        settings = asdict(self)
+        for key, old in ADDED_SETTINGS.items():
+            if settings[key] == old:
+                del settings[key]
+        return settings
 
 
 def _per_layer_items(value: float | Mapping[str, float] | None) -> list[tuple[str, float]]:

@@ -255,9 +255,10 @@ def measured_report(dcz: DczModel, fixed_bytes: int, huffman_bytes: int, file_by
     """The one report of a ``.dcz``: its per-layer rows, and each stage's size measured (dense at 4 bytes
     per parameter, pruned in the sparse format, the file at fixed width and Huffman-coded)."""
     stats = dcz.layer_stats()
-    bias = sum(s.bias_bytes for s in stats)
+    bias = sum(s.bias_bytes for s in stats)  # as the file stores them (float16 in a version-2 file)
+    dense_bias = sum(4 * layer.bias.numel() for layer in dcz.layers if layer.bias is not None)  # float32
     stage_bytes = {
-        "dense": sum(4 * s.n_weights for s in stats) + bias,
+        "dense": sum(4 * s.n_weights for s in stats) + dense_bias,
         "pruned": pruned_stage_bytes(dcz.layers) + bias,
         "pruned + quantized": fixed_bytes,
         "+ Huffman": huffman_bytes,
