@@ -102,3 +102,24 @@ def test_a_pass_measures_the_weights_as_they_were_when_it_was_started(untrained_
     measuring.wait()
     assert [state for state, _ in seen] == ["estimated", "measured"]  # the estimate first, then the full figure
     assert seen[1][1] == kept[0] == expected  # of the weights shown when the move was made
+
+
+def test_a_pass_after_a_move_of_one_fc_layer_does_not_rerun_the_convolutions(synthetic_digits):
+    from dclab import models
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = models.build("lenet5").eval()
+    tester = AccuracyPass(model, synthetic_digits, estimate=False)
+    conv_runs = []
+    tester.model.conv2.register_forward_hook(lambda *_: conv_runs.append(1))
+    measuring = ProgressiveMeasure(background=False)
+    for scale in (0.5, 0.25):  # the same slider (ip1) moved twice
+        with torch.no_grad():
+            model.ip1.weight.mul_(scale)
+        measuring.move()
+        seen = []
+        runs_before = len(conv_runs)
+        tester.measure(measuring, model, lambda e: None, seen.append)
+        assert seen == [evaluate(model, synthetic_digits)]
+    assert len(conv_runs) == runs_before  # the second pass started from the kept convolution outputs

@@ -91,8 +91,8 @@ def test_fc_changes_in_lenet5_reuse_the_convolution_outputs(monkeypatch):
     net = session.network("lenet5")
     session.compress("lenet5", CompressionConfig())
     calls = []
-    for i, (layers, fn) in enumerate(net.stages):
-        net.stages[i] = (layers, lambda x, fn=fn, name=layers[0]: calls.append(name) or fn(x))
+    for i, (layers, fn) in enumerate(net.staged.stages):
+        net.staged.stages[i] = (layers, lambda x, fn=fn, name=layers[0]: calls.append(name) or fn(x))
     snap = session.compress("lenet5", CompressionConfig(fc_bits=3))
     assert set(calls) == {"ip1", "ip2"}  # conv1 and conv2 were not recomputed
     fresh = copy.deepcopy(net.model)

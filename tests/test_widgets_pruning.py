@@ -233,17 +233,16 @@ def test_a_newer_move_supersedes_a_running_pass(untrained_lenet300, synthetic_di
 
     box = prune_explorer(untrained_lenet300, synthetic_digits, estimate=False, progressive=True)
     entered, gate, finished = threading.Event(), threading.Event(), []
-    real = progressive.evaluate
+    real = progressive.StagedAccuracy.accuracy
 
-    def held(model, data, batch_size=2000, cancelled=None):  # the first pass waits until all moves are made
+    def held(self, keys, load, cancelled=None):  # the first pass waits until all moves are made
         entered.set()
         gate.wait(timeout=60)
-        accuracy = real(model, data, batch_size, cancelled)
-        if accuracy is not None:
-            finished.append(round((model.ip1.weight == 0).float().mean().item(), 2))  # the sparsity measured
+        accuracy = real(self, keys, load, cancelled)  # a stale pass raises Superseded at its next batch
+        finished.append(round((self.model.ip1.weight == 0).float().mean().item(), 2))  # the sparsity measured
         return accuracy
 
-    monkeypatch.setattr(progressive, "evaluate", held)
+    monkeypatch.setattr(progressive.StagedAccuracy, "accuracy", held)
     values = [round(0.41 + 0.01 * i, 2) for i in range(10)]
     box.sparsity.value = values[0]
     assert entered.wait(timeout=60)
@@ -256,6 +255,6 @@ def test_a_newer_move_supersedes_a_running_pass(untrained_lenet300, synthetic_di
     assert finished == [values[-1]]  # one full pass, for the last move; the first stopped before its next batch
     assert box.measuring.superseded == 1
     assert box.sparsity.value == values[-1]
-    assert box.state["accuracy"] == real(box.model, synthetic_digits)
+    assert box.state["accuracy"] == evaluate(box.model, synthetic_digits)
     assert 'data-state="measured"' in box.accuracy_label.value
     assert _shown_accuracy(box) == pytest.approx(100 * box.state["accuracy"], abs=0.005)

@@ -166,17 +166,16 @@ def test_a_newer_move_supersedes_a_running_pass(untrained_lenet300, synthetic_di
     box = bit_width_explorer(untrained_lenet300, synthetic_digits, layer="ip1", bits=8, estimate=False,
                              progressive=True)
     entered, gate, finished = threading.Event(), threading.Event(), []
-    real = progressive.evaluate
+    real = progressive.StagedAccuracy.accuracy
 
-    def held(model, data, batch_size=2000, cancelled=None):  # the first pass waits until all moves are made
+    def held(self, keys, load, cancelled=None):  # the first pass waits until all moves are made
         entered.set()
         gate.wait(timeout=60)
-        accuracy = real(model, data, batch_size, cancelled)
-        if accuracy is not None:
-            finished.append(len(model.ip1.weight.unique()))
+        accuracy = real(self, keys, load, cancelled)  # a stale pass raises Superseded at its next batch
+        finished.append(len(self.model.ip1.weight.unique()))
         return accuracy
 
-    monkeypatch.setattr(progressive, "evaluate", held)
+    monkeypatch.setattr(progressive.StagedAccuracy, "accuracy", held)
     box.bits.value = 7
     assert entered.wait(timeout=60)
     for bits in (6, 5, 4, 3, 2):
@@ -187,6 +186,6 @@ def test_a_newer_move_supersedes_a_running_pass(untrained_lenet300, synthetic_di
     box.wait()
     assert finished == [4]  # one full pass, of the last move's 4 shared values; the first was stopped
     assert box.measuring.superseded == 1
-    assert box.state["accuracy"] == real(box.model, synthetic_digits)
+    assert box.state["accuracy"] == evaluate(box.model, synthetic_digits)
     assert 'data-state="measured"' in box.accuracy_label.value and "sharing 4 values" in box.accuracy_label.value
     assert _shown_accuracy(box) == pytest.approx(100 * box.state["accuracy"], abs=0.005)

@@ -33,29 +33,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from dclab import models, pipeline
+from dclab import pipeline
 from dclab.algorithms.quantize import Codebook, apply_codebooks_, quantize_layer
 from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.pipeline import CompressionConfig, CompressionReport, WeightCache
 from dclab.pipeline.ladder import LEVELS, Ladder, Rung, ladder_for, retrained_ladder
+from dclab.pipeline.staged import EVAL_BATCH, StagedAccuracy, Superseded, staged_forward
 
-__all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "staged_forward"]
+__all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "Superseded", "staged_forward"]
 
 HIST_BINS = 80
 """Bins of the weight histograms the dashboard draws."""
 
-EVAL_BATCH = 2000
-"""The batch size of ``dclab.train.evaluate``: the same batches give bit-identical logits."""
-
-MAX_CACHED_ACTIVATION_BYTES = 64 * 2**20
-
 ESTIMATE_PER_CLASS = 100
 """Digits per class of the quick estimate a page shows before the full test pass (1,000 for MNIST)."""
-
-
-class Superseded(Exception):
-    """A test pass stopped because a newer setting replaced the one it was measuring."""
 
 
 class Estimate(NamedTuple):
@@ -69,7 +61,6 @@ class Estimate(NamedTuple):
     def of(cls, accuracy: float, digits: int) -> "Estimate":
         """An accuracy measured on ``digits`` digits, with its binomial standard error sqrt(p (1 - p) / n)."""
         return cls(accuracy, math.sqrt(max(accuracy * (1 - accuracy), 0.0) / digits), digits)
-"""Activations larger than this (LeNet-5 after conv1: 115 MB) are recomputed, not kept."""
 
 
 class _LRU(OrderedDict):
@@ -91,21 +82,6 @@ class _LRU(OrderedDict):
 
 
 # ---------------------------------------------------------------------------
-# Staged forward pass: the activations after each layer, reusable by prefix
-
-
-def staged_forward(model: nn.Module) -> list[tuple[list[str], Callable[[torch.Tensor], torch.Tensor]]]:
-    """``model.forward`` cut after each layer: ``[(layers the stage uses, stage function)]`` (notebook 06).
-
-    The cut is the model's own ``forward_stages()`` (``dclab.models``), which its ``forward`` runs, so the
-    stages in turn compute exactly ``model(x)``. A model without stages is one stage that uses all
-    its layers.
-    """
-    if not hasattr(model, "forward_stages"):
-        return [(list(models.compressible_layers(model)), model)]
-    return [([name], fn) for name, fn in model.forward_stages()]
-
-
 # ---------------------------------------------------------------------------
 # Results
 
@@ -218,9 +194,8 @@ class NetworkCache:
         self.codebooks = _LRU(24)  # LeNet-5's ip1 indices are 3.2 MB (int64) per codebook
         self.accuracies = _LRU(256)
         self.encoded = _LRU(32)
-        self.activations: dict[int, tuple[tuple, list[torch.Tensor]]] = {}
         self.work = copy.deepcopy(model).eval()  # the weights of the stages being run
-        self.stages = staged_forward(self.work)
+        self.staged = StagedAccuracy(self.work, test_data, keep="every")
         self.quick = test_data.stratified(ESTIMATE_PER_CLASS)
         self.estimator = copy.deepcopy(model).eval()  # the quick estimate's own copy
         self.estimates = _LRU(256)
@@ -302,39 +277,10 @@ class NetworkCache:
 
     def _staged_accuracy(self, keys: Mapping[str, Hashable], codebooks: Mapping[str, Codebook],
                          cancelled: Callable[[], bool] | None = None) -> float:
-        prefixes, prefix = [], ()
-        for layers, _ in self.stages:
-            prefix = prefix + tuple(keys[layer] for layer in layers)
-            prefixes.append(prefix)
-        # start after the last stage whose cached output was computed with these same layers
-        start, inputs = 0, None
-        for i, prefix in enumerate(prefixes):
-            cached = self.activations.get(i)
-            if cached is not None and cached[0] == prefix:
-                start, inputs = i + 1, cached[1]
-        if inputs is None:
-            inputs = [x for x, _ in self.test_data.batches(EVAL_BATCH)]
-        stages = range(start, len(self.stages))
-        keep = {i: [] for i in stages if i < len(self.stages) - 1}
-        logits = []
-        remaining = [layer for layers, _ in self.stages[start:] for layer in layers]
-        apply_codebooks_(self.work, {layer: codebooks[layer] for layer in remaining})
-        with torch.no_grad():
-            for x in inputs:  # batch by batch through the remaining stages (cache-friendly)
-                if cancelled is not None and cancelled():
-                    raise Superseded("a newer setting replaced this one")
-                for i in stages:
-                    x = self.stages[i][1](x)
-                    if i in keep:
-                        if x.numel() * x.element_size() * len(inputs) > MAX_CACHED_ACTIVATION_BYTES:
-                            del keep[i]  # too large to keep (LeNet-5 after conv1)
-                        else:
-                            keep[i].append(x)
-                logits.append(x)
-        for i, outputs in keep.items():
-            self.activations[i] = (prefixes[i], outputs)
-        predicted = torch.cat([batch.argmax(1) for batch in logits])
-        return (predicted == self.test_data.labels).float().mean().item()
+        def load(layers: list[str]) -> None:
+            apply_codebooks_(self.work, {layer: codebooks[layer] for layer in layers})
+
+        return self.staged.accuracy(keys, load, cancelled)
 
 
 # ---------------------------------------------------------------------------

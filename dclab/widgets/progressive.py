@@ -10,7 +10,9 @@ pass runs at once in the caller's thread, so a test reads the full figure as soo
 ``AccuracyPass`` is the pass of notebooks 02 and 03: a quick estimate on a fixed class-stratified
 subset (1,000 MNIST digits, with its binomial standard error), then the accuracy on every test digit,
 measured on a private copy of the model loaded with a snapshot of the weights shown, so a new move
-can change the working model while the pass reads its own copy. The capstone (06) measures through
+can change the working model while the pass reads its own copy. The pass runs by stages
+(``dclab.pipeline.staged``): a move of one slider keeps the outputs of the layers before the one it
+changes, so moving LeNet-5's ip1 does not rerun its convolutions. The capstone (06) measures through
 its ``CompressionSession`` instead, which keeps its own copies (``work``, ``estimator``).
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 from dclab.data import Digits
 from dclab.lessons.store import single_thread
 from dclab.pipeline.session import ESTIMATE_PER_CLASS, Estimate, Superseded
+from dclab.pipeline.staged import StagedAccuracy, weight_keys
 from dclab.train import evaluate
 from dclab.viz import style
 
@@ -144,6 +147,7 @@ class AccuracyPass:
     def __init__(self, model: nn.Module, test_data: Digits, estimate: bool | None = None) -> None:
         self.model = copy.deepcopy(model).eval()
         self.test_data = test_data
+        self.staged = StagedAccuracy(self.model, test_data, keep="resume")
         self.quick = test_data.stratified(ESTIMATE_PER_CLASS)
         start = time.perf_counter()
         self.baseline = self.accuracy()
@@ -167,16 +171,16 @@ class AccuracyPass:
         return Estimate.of(p, len(self.quick))
 
     def accuracy(self, cancelled: Callable[[], bool] | None = None) -> float:
-        """Accuracy of the loaded weights on every test digit; ``Superseded`` when ``cancelled()`` says stop."""
+        """Accuracy of the loaded weights on every test digit; ``Superseded`` when ``cancelled()`` says stop.
+
+        The stages before the first layer whose weights changed since the last pass are not rerun."""
+        keys = weight_keys(self.model.state_dict(), self.staged.layers)
         # one thread (torch's thread count is per thread, so this sets only the caller's): on this 2-core
         # machine, shared with other work, a LeNet-5 pass over 10,000 digits took 2.5 s on one thread and
         # 2.9 s on two (LeNet-300-100: 75 ms against 320 ms); one thread also leaves the other core to the
         # kernel, which redraws the next move while a background pass runs
         with single_thread():
-            accuracy = evaluate(self.model, self.test_data, cancelled=cancelled)
-        if accuracy is None:
-            raise Superseded("a newer setting replaced this one")
-        return accuracy
+            return self.staged.accuracy(keys, lambda layers: None, cancelled)  # the weights are loaded
 
     def measure(self, measuring: ProgressiveMeasure, model: nn.Module, show_estimate: Callable[[Estimate], None],
                 show_accuracy: Callable[[float], None], keep: Callable[[float], None] | None = None) -> None:

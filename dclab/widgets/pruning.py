@@ -268,6 +268,9 @@ def prune_explorer(
                 m.weight.copy_(state["applied_weights"][n] * state["applied_masks"][n])
         state["accuracy"] = state["pruned_accuracy"] = accuracies.get(setting())
         state["estimate"] = None
+
+    def encode_layers() -> None:
+        """Each layer's bytes in the sparse format, really encoded (what the size line shows)."""
         state["layer_bytes"] = {n: layer_bytes(n) for n in names}
 
     def measure() -> None:
@@ -293,13 +296,13 @@ def prune_explorer(
         masks = compute_masks()
         toggled = change is not None and change.get("owner") is retrain_toggle
         changed = toggled or any(not torch.equal(masks[n], state["masks"][n]) for n in names)  # else only the view
-        with measuring.showing:
+        with measuring.showing:  # a background pass shows its figures after this redraw
             if changed:
                 apply_setting(masks)
                 progress.value = 0
+                measure()  # first: in the background, the quick estimate runs while the sizes and figure are redrawn
+                encode_layers()
             draw()
-        if changed:
-            measure()
 
     def on_mode(change) -> None:
         sparsity_slider.layout.display = None if change["new"] == "sparsity" else "none"
@@ -343,6 +346,7 @@ def prune_explorer(
         draw()
 
     apply_setting(compute_masks())
+    encode_layers()
     tester.load(AccuracyPass.snapshot(work))  # the first answer at once: the figure is built complete from it
     state["accuracy"] = state["pruned_accuracy"] = accuracies[setting()] = tester.accuracy()
     figure = fig_prune_explorer(base[layer], state["masks"][layer], threshold(layer), edges[layer], baseline,

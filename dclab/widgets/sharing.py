@@ -130,8 +130,10 @@ def bit_width_explorer(
 
     def refresh(*_) -> None:
         name, b, how = layer_dd.value, bits_slider.value, init_tb.value
-        with measuring.showing:
+        with measuring.showing:  # a background pass shows its figures after this redraw
             book = update_state(name, b, how)
+            measure()  # first: in the background, the quick estimate runs while the figure is redrawn
+            state.update(sizes(name, b, how))
             e = edges[name]
             counts = hist_counts(base[name], e)
             x, y = centroid_lines(book.centroids, float(counts.max()))
@@ -145,14 +147,13 @@ def bit_width_explorer(
                 fig.data[2].customdata = list(range(book.n_clusters))
                 fig.layout.annotations[0].text = f"{name}: weights and the {book.n_clusters} shared values"
             describe()
-        measure()
 
     def update_state(name: str, b: int, how: str) -> quantize.Codebook:
         measuring.move()  # first: a pass still measuring the previous setting is stale from now on
         book = codebook(name, b, how)
         share(name, book)  # the working model always holds what is shown
-        state.update(sizes(name, b, how), codebook=book, layer=name, bits=b, init=how,
-                     accuracy=accuracies.get((name, b, how)), estimate=None)
+        state.update(codebook=book, layer=name, bits=b, init=how, accuracy=accuracies.get((name, b, how)),
+                     estimate=None)
         return book
 
     def measure() -> None:
@@ -204,6 +205,7 @@ def bit_width_explorer(
         )
 
     first = update_state(layer, bits, init)
+    state.update(sizes(layer, bits, init))
     tester.load(AccuracyPass.snapshot(work))  # the first answer at once: the figure is built complete from it
     state["accuracy"] = accuracies[(layer, bits, init)] = tester.accuracy()
     # the figure is complete before it is wrapped: a FigureWidget changed before the browser connects renders empty
