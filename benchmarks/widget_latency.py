@@ -8,7 +8,7 @@ on the retrained ladder (its default on the zoo's baselines). The floor is one d
 same model (``dclab.train.evaluate`` on one thread, as the widgets run), median of 5, measured in the
 same run; the goal is p50 at most 1.5x the floor.
 
-    python benchmarks/widget_latency.py [--moves 20] [--seed 0] [--networks lenet300 lenet5]
+    python benchmarks/widget_latency.py [--moves 30] [--seed 0] [--networks lenet300 lenet5]
 """
 from __future__ import annotations
 
@@ -65,15 +65,17 @@ def walk(box, controls: dict[str, float], moves: int, seed: int) -> list[dict]:
         if control.disabled:
             continue
         new = move(control, rng)
+        passes = box.measuring.passes
         t = time.perf_counter()
         control.value = new
-        records.append({"control": name, "seconds": time.perf_counter() - t})
+        records.append({"control": name, "seconds": time.perf_counter() - t,
+                        "evaluated": box.measuring.passes > passes})
     return records
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--moves", type=int, default=20)
+    parser.add_argument("--moves", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--networks", nargs="+", default=["lenet300", "lenet5"], choices=list(NETWORKS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
@@ -93,13 +95,19 @@ def main() -> None:
             records = walk(box, controls, args.moves, args.seed)
             with single_thread():
                 floor = (floor + dense_pass(model, test)) / 2
-            seconds = [r["seconds"] for r in records]
+            evaluating = [r for r in records if r["evaluated"]]  # the goal's moves: a test pass ran
+            if not evaluating:
+                print(f"{NETWORKS[network]}, {title}: no move evaluated (every setting was cached); more --moves")
+                continue
+            seconds = [r["seconds"] for r in evaluating]
             p50, p95 = statistics.median(seconds), quantile(seconds, 0.95)
+            cached = [r["seconds"] for r in records if not r["evaluated"]]
             per = ", ".join(
-                f"{name} {1000 * statistics.median(r['seconds'] for r in records if r['control'] == name):.0f} ms"
-                for name in controls if any(r["control"] == name for r in records))
-            rows.append(f"| {NETWORKS[network]} | {title} | {1000 * floor:.0f} | {len(records)} | {1000 * p50:.0f} "
-                        f"| {1000 * p95:.0f} | **{p50 / floor:.2f}x** | {per} | {built:.1f} |")
+                f"{name} {1000 * statistics.median(r['seconds'] for r in evaluating if r['control'] == name):.0f} ms"
+                for name in controls if any(r["control"] == name for r in evaluating))
+            rows.append(f"| {NETWORKS[network]} | {title} | {1000 * floor:.0f} | {len(records)} | {len(evaluating)} "
+                        f"| {1000 * p50:.0f} | {1000 * p95:.0f} | **{p50 / floor:.2f}x** | {per} "
+                        f"| {f'{1000 * statistics.median(cached):.0f}' if cached else '-'} | {built:.1f} |")
             ok = p50 / floor <= GOAL
             verdicts.append(f"{NETWORKS[network]}, {title}: p50 = {p50 / floor:.2f}x the dense pass "
                             f"({'meets' if ok else 'misses'} the {GOAL}x goal)")
@@ -112,13 +120,15 @@ def main() -> None:
         "to the end of the widget's update (masks or k-means, accuracy on all 10,000 test digits, encoded size, "
         "figure). The prune explorer answers on the retrained ladder (its default on the zoo's baselines; the "
         "walk also flips it to *not retrained* and back). The floor is one dense test pass of the same model on "
-        f"one thread (the widgets' own setting), median of 5, before and after. Goal: p50 at most {GOAL}x the "
-        f"floor. Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
+        f"one thread (the widgets' own setting), median of 5, before and after. Goal (issue 13): p50 of the moves "
+        f"that evaluate (a setting not seen before: a test pass ran) at most {GOAL}x the floor; a setting seen "
+        "before answers from the widget's cache (last column). "
+        f"Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs (shared).",
         "",
-        "| network | widget | dense pass (ms) | moves | p50 (ms) | p95 (ms) | p50 / pass | p50 by control "
-        "| built (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| network | widget | dense pass (ms) | moves | moves that evaluate | p50 (ms) | p95 (ms) | p50 / pass "
+        "| p50 by control | p50 of cached moves (ms) | built (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         *[f"- {v}" for v in verdicts],

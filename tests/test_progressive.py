@@ -47,7 +47,7 @@ def test_a_newer_move_supersedes_the_running_pass_and_only_the_last_is_measured(
         worker.join(timeout=60)
     assert shown == [9]  # the last setting's figure, never skipped
     assert ran == [0, 9]  # the moves in between never started a pass
-    assert measuring.superseded == 1 and measuring.serial == 10
+    assert measuring.superseded == 1 and measuring.serial == 10 and measuring.passes == 2
 
 
 def test_show_skips_an_update_once_a_newer_move_came():

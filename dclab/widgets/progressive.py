@@ -55,7 +55,8 @@ class ProgressiveMeasure:
     ``move()`` marks a new setting (call it before changing what a running pass might show);
     ``start(job)`` runs ``job(stale)`` in the background when ``background`` (default: in a live
     kernel), else at once. A job that raises ``Superseded`` (its ``stale()`` said so between batches)
-    is dropped and counted in ``superseded``; a job whose move was replaced before it began never runs.
+    is dropped and counted in ``superseded``; a job whose move was replaced before it began never runs;
+    ``passes`` counts the jobs that began (a setting answered from a page's cache starts none).
     ``showing`` is the lock under which a page updates its figure and labels, from either thread.
     """
 
@@ -64,6 +65,7 @@ class ProgressiveMeasure:
         self.name = name
         self.serial = 0
         self.superseded = 0
+        self.passes = 0
         self.worker: threading.Thread | None = None
         self.showing = threading.RLock()
         self._passes = threading.Lock()
@@ -84,6 +86,7 @@ class ProgressiveMeasure:
             with self._passes:  # one test pass at a time; a superseded one stops at its next batch
                 if stale():
                     return
+                self.passes += 1
                 try:
                     job(stale)
                 except Superseded:
@@ -176,9 +179,10 @@ class AccuracyPass:
         The stages before the first layer whose weights changed since the last pass are not rerun."""
         keys = weight_keys(self.model.state_dict(), self.staged.layers)
         # one thread (torch's thread count is per thread, so this sets only the caller's): on this 2-core
-        # machine, shared with other work, a LeNet-5 pass over 10,000 digits took 2.5 s on one thread and
-        # 2.9 s on two (LeNet-300-100: 75 ms against 320 ms); one thread also leaves the other core to the
-        # kernel, which redraws the next move while a background pass runs
+        # machine a LeNet-5 pass over 10,000 digits takes 1.0 s on one thread, 0.6 s on two when the machine
+        # is quiet, but two were slower than one as soon as other work shared it (2.9 s against 2.5 s before
+        # the convolutions went channels-last; LeNet-300-100: 320 ms against 75 ms); one thread also leaves
+        # the other core to the kernel, which redraws the next move while a background pass runs
         with single_thread():
             return self.staged.accuracy(keys, lambda layers: None, cancelled)  # the weights are loaded
 
