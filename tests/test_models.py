@@ -29,20 +29,22 @@ def test_unknown_model():
         models.build("alexnet-9000")
 
 
-def test_lenet5_keeps_its_convolutions_channels_last_and_computes_the_same_function():
-    """The layout is a speed choice only: weights loaded from a plain (contiguous) state dict keep it,
-    and the forward pass equals the same convolutions computed in the default layout."""
+def test_lenet5_computes_its_convolutions_channels_last_with_ordinary_weights():
+    """The layout is a speed choice inside the forward pass only: the weights a reader handles are laid out
+    as usual (``ones_like(w).view(-1)`` works), the convolutions' outputs are channels-last, and the forward
+    pass equals the same layers computed in the default layout."""
     torch.manual_seed(0)
-    plain = {k: v.contiguous() for k, v in models.build("lenet5").state_dict().items()}
     net = models.build("lenet5").eval()
-    net.load_state_dict(plain)
+    plain = {k: v.clone() for k, v in net.state_dict().items()}
     for name in ("conv1", "conv2"):
-        assert getattr(net, name).weight.is_contiguous(memory_format=torch.channels_last)
+        weight = getattr(net, name).weight
+        assert weight.is_contiguous() and torch.ones_like(weight).view(-1).numel() == weight.numel()
     x = torch.randn(16, 1, 28, 28)
-    pool = torch.nn.functional.max_pool2d
+    F = torch.nn.functional
     with torch.no_grad():
-        h = pool(torch.nn.functional.conv2d(x, plain["conv1.weight"], plain["conv1.bias"]), 2)
-        h = pool(torch.nn.functional.conv2d(h, plain["conv2.weight"], plain["conv2.bias"]), 2)
-        h = torch.relu(torch.nn.functional.linear(h.flatten(1), plain["ip1.weight"], plain["ip1.bias"]))
-        expected = torch.nn.functional.linear(h, plain["ip2.weight"], plain["ip2.bias"])
+        assert net.conv2(torch.randn(4, 20, 12, 12)).is_contiguous(memory_format=torch.channels_last)
+        h = F.max_pool2d(F.conv2d(x, plain["conv1.weight"], plain["conv1.bias"]), 2)
+        h = F.max_pool2d(F.conv2d(h, plain["conv2.weight"], plain["conv2.bias"]), 2)
+        h = torch.relu(F.linear(h.flatten(1), plain["ip1.weight"], plain["ip1.bias"]))
+        expected = F.linear(h, plain["ip2.weight"], plain["ip2.bias"])
         assert torch.allclose(net(x), expected, atol=1e-5)
