@@ -3,7 +3,8 @@
     DCLAB_DATA=../shared/data python benchmarks/page_memory.py [--notebooks 02 03 ...] [--no-train] [--json F]
 
 Every notebook runs top to bottom in a fresh kernel (nbclient, on a warm cache: no experiment is
-computed, as when a student opens the page), then one more cell reads the kernel's own
+computed, as when a student opens the page), then one more cell waits for the page's background preload
+(``CompressionSession.preload``, notebook 06: a reader's kernel finishes it seconds later) and reads the kernel's own
 ``/proc/self/smaps_rollup`` and ``/proc/self/status``:
 
 - **RSS**: resident pages, counting in full the shared libraries' file pages (``libtorch_cpu.so``...),
@@ -38,8 +39,11 @@ NOTEBOOKS = ROOT / "notebooks"
 MARK = "DCLAB-MEMORY "
 
 MEASURE = """
-import json as _json, sys as _sys
+import json as _json, sys as _sys, threading as _threading
 def _memory():
+    for _t in _threading.enumerate():
+        if _t.name == 'dclab-preload':
+            _t.join()  # what the page loads in the background (notebook 06's other network) is part of its cost
     out = {}
     for line in open('/proc/self/smaps_rollup'):
         parts = line.split()

@@ -188,19 +188,22 @@ def layer_costs(
 ) -> list[LayerCost]:
     """FLOPs and bytes of each Linear/Conv2d layer, in forward order, measured by hooks (notebook 01).
 
-    Runs the model once on the ``meta`` device (shapes only, no arithmetic), so even
-    a batch of thousands costs nothing. Bytes count weights, bias, input and output
-    once each, at ``bytes_per_value`` bytes (4 for fp32): the least traffic a layer
-    can have, which is what the roofline needs.
+    Runs a copy of the model (in eval mode) once on a single zero image and scales by
+    ``batch_size``: a Linear or Conv2d layer's inputs, outputs and multiply-adds grow
+    exactly with the batch, so even a batch of thousands costs one image's forward.
+    (Not on the ``meta`` device: its first use imports ``torch._dynamo``, ~75 MB of a
+    kernel's memory.) Bytes count weights, bias, input and output once each, at
+    ``bytes_per_value`` bytes (4 for fp32): the least traffic a layer can have, which
+    is what the roofline needs.
     """
     if batch_size < 1 or bytes_per_value <= 0:
         raise DclabError(f"layer_costs needs batch_size >= 1 and bytes_per_value > 0; got {batch_size}, {bytes_per_value}.")
-    shadow = copy.deepcopy(model).to("meta")
+    shadow = copy.deepcopy(model).eval()
     costs: list[LayerCost] = []
 
     def hook(name: str) -> Callable:
         def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            n_in, n_out = inputs[0].numel(), output.numel()
+            n_in, n_out = inputs[0].numel() * batch_size, output.numel() * batch_size
             params = sum(p.numel() for p in module.parameters(recurse=False))
             if isinstance(module, nn.Linear):
                 kind, macs = "fc", n_out * module.in_features
@@ -228,7 +231,8 @@ def layer_costs(
     ]
     try:
         with torch.no_grad():
-            shadow(torch.empty(batch_size, *input_shape, device="meta"))
+            device = next((p.device for p in shadow.parameters()), torch.device("cpu"))
+            shadow(torch.zeros(1, *input_shape, device=device))
     finally:
         for h in handles:
             h.remove()

@@ -426,6 +426,10 @@ def format_table(formats: Sequence[Format]) -> list[FormatInfo]:
     return [f.info() for f in formats]
 
 
+CAST_CHUNK = 1 << 16
+"""Values ``cast_weight`` casts at a time (elementwise, so the result is the same; the temporaries stay ~10 MB)."""
+
+
 def cast_weight(w: torch.Tensor, fmt: Format | str) -> torch.Tensor:
     """``w`` stored in ``fmt`` and read back, in ``w``'s dtype (notebook 01).
 
@@ -440,7 +444,9 @@ def cast_weight(w: torch.Tensor, fmt: Format | str) -> torch.Tensor:
             fmt = int_for(w, int(fmt[3:]))
         else:
             raise DclabError(f"unknown format {fmt!r}; use one of {sorted(FLOAT_FORMATS)}, 'int8' (or 'int2'..'int16') or a format object.")
-    return fmt.cast(w).to(dtype=w.dtype, device=w.device)
+    flat = w.reshape(-1)  # cast a slice at a time: a float format's encode makes ~20 int64 temporaries of its input
+    parts = [fmt.cast(flat[i : i + CAST_CHUNK]).to(dtype=w.dtype, device=w.device) for i in range(0, flat.numel(), CAST_CHUNK)]
+    return (torch.cat(parts) if parts else flat.clone()).reshape(w.shape)
 
 
 def cast_model(model: nn.Module, fmt: Format | str) -> nn.Module:

@@ -1,7 +1,10 @@
 """Shared fixtures. Unit tests use synthetic tensors; only fixtures marked here touch MNIST."""
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,23 @@ import torch
 from dclab.serve import CHROMIUM, CHROMIUM_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
+
+HEAVY_IMPORTS = ("torch._dynamo", "torchvision", "pandas")
+"""Modules a page should not import for nothing (issue 14): ~75, ~90 (with torch._dynamo) and ~25 MB of a
+reader's kernel."""
+
+
+def heavy_imports_after(code: str, *args: str, env: dict | None = None) -> tuple[str, list[str]]:
+    """Run ``code`` in a fresh Python (``sys.argv[1:]`` = ``args``): (what it printed, the ``HEAVY_IMPORTS`` it
+    left in ``sys.modules``)."""
+    probe = f"\nimport sys as _s\nprint('HEAVY', sorted(m for m in {HEAVY_IMPORTS!r} if m in _s.modules))\n"
+    result = subprocess.run([sys.executable, "-c", code + probe, *args], capture_output=True, text=True, cwd=ROOT,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    out, _, heavy = result.stdout.rpartition("HEAVY ")
+    return out.strip(), ast.literal_eval(heavy)
+
+
 NOTEBOOKS = ROOT / "notebooks"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, notebook_solutions
+from conftest import ROOT, heavy_imports_after, notebook_solutions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -608,6 +608,18 @@ def test_masked_sgd_step_equals_a_pruner_and_torch_sgd():
     pruner.apply()
     assert torch.allclose(masked_sgd_step(w, grad, mask, 0.1), layer.weight.detach(), atol=1e-7)
     assert torch.all(masked_sgd_step(w, grad, mask, 0.1)[~mask] == 0)
+
+
+def test_masked_sgd_step_reference_imports_no_dynamo():
+    # a torch.optim optimizer imports torch._dynamo (~75 MB of a reader's kernel) on first use; notebook 02 needs none
+    out, heavy = heavy_imports_after(
+        "import torch\n"
+        "from dclab.exercises.pruning import check_masked_sgd_step, pruner_sgd_step\n"
+        "w = pruner_sgd_step(torch.tensor([0.5, 0.2]), torch.tensor([1.0, 1.0]), torch.tensor([True, False]), 0.1)\n"
+        "assert torch.allclose(w, torch.tensor([0.4, 0.0])) and w[1] == 0, w\n"
+        "print(check_masked_sgd_step(lambda w, g, m, lr: (w - lr * g) * m).status)\n"
+    )
+    assert heavy == [] and "passed" in out
 
 
 def test_the_exercise_index_lists_every_exercise_and_its_notebook():

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import heavy_imports_after
 from torch.utils.flop_counter import FlopCounterMode
 
 from dclab import hardware as hw
@@ -65,6 +66,40 @@ def test_layer_costs_leave_the_model_alone():
     assert not model.ip1._forward_hooks
     with pytest.raises(DclabError):
         hw.layer_costs(model, 0)
+
+
+def test_layer_costs_leave_batchnorm_statistics_and_training_mode_alone():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 26 * 26, 10), torch.nn.BatchNorm1d(10)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    costs = hw.layer_costs(model, 16)  # one image through BatchNorm1d in training mode would fail
+    assert [c.kind for c in costs] == ["conv", "fc"]
+    assert costs[0].activation_bytes == 16 * (28 * 28 + 4 * 26 * 26) * 4
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_layer_costs_equal_a_real_forward_at_that_batch_size():
+    seen = {}
+    model = LeNet5().eval()
+    for name, m in compressible_layers(model).items():
+        m.register_forward_hook(lambda mod, i, o, name=name: seen.update({name: (i[0].numel(), o.numel())}))
+    with torch.no_grad():
+        model(torch.zeros(3, 1, 28, 28))
+    real = dict(seen)
+    costs = hw.layer_costs(model, 3)
+    assert [c.name for c in costs] == list(real)
+    assert all(c.activation_bytes == 4 * sum(real[c.name]) for c in costs)
+
+
+def test_layer_costs_import_no_dynamo():
+    # the meta device imports torch._dynamo on first use (~75 MB of a reader's kernel, notebook 01)
+    out, heavy = heavy_imports_after(
+        "from dclab import hardware\n"
+        "from dclab.models import LeNet5, LeNet300\n"
+        "costs = hardware.layer_costs(LeNet300(), 1024) + hardware.layer_costs(LeNet5(), 1024)\n"
+        "print(costs[0].flops)\n"
+    )
+    assert heavy == [] and out == str(2 * 1024 * 784 * 300)
 
 
 def test_roofline_shape():

@@ -26,7 +26,7 @@ LAYERS = {
         "lectures", "student", "exercises", "exercises._core", "exercises.numformats", "exercises.pruning",
         "exercises.sharing", "exercises.coding", "exercises.squeezenet"],
     3: ["viz", "viz.style", "viz.page", "viz.coding", "viz.dashboard", "viz.hardware", "viz.numformats", "viz.pruning",
-        "viz.sharing", "viz.squeezenet", "viz.frontier"],
+        "viz.sharing", "viz.squeezenet", "viz.frontier", "viz.table"],
     4: ["widgets", "widgets.coding", "widgets.dashboard", "widgets.hardware", "widgets.numformats",
         "widgets.pruning", "widgets.progressive", "widgets.frontier", "widgets.retraining", "widgets.sharing", "widgets.squeezenet"],
     5: ["", "cli", "__main__"],

@@ -120,3 +120,20 @@ def test_sparse_timing_runs_only_when_its_button_is_pressed(tmp_cache, monkeypat
     assert later.timings == panel.timings and "earlier session" in later.summary.value
     assert "DRAM bandwidth" in later.summary.value  # the roofline's sentence
     assert later.button.description.startswith("Time it again")
+
+
+def test_timing_again_redraws_the_shown_figure_in_place(tmp_cache):
+    """Pressing "Time it again" updates the figure already on the page (a replaced and closed FigureWidget
+    logged anywidget errors in the browser) and shows the new timing."""
+    from dclab.viz.hardware import fig_sparse_timings
+    from dclab.widgets.hardware import sparse_timing_panel
+
+    panel = sparse_timing_panel(seconds=0.0)
+    panel.button.click()
+    shown = panel.figure
+    first = [list(trace.y) for trace in shown.data]
+    panel.button.click()
+    assert panel.figure is shown and list(panel.children).count(shown) == 1
+    expected = fig_sparse_timings(panel.timings)
+    assert [list(trace.y) for trace in shown.data] == [list(trace.y) for trace in expected.data]
+    assert [list(trace.y) for trace in shown.data] != first  # timed again: other numbers

@@ -20,6 +20,9 @@ PROBES = {
     # notebook and its widgets never load it. (On a cold cache the lessons' own experiments train, and hold
     # the digits while they compute; a warm page holds none: benchmarks/page_memory.py.)
     "02_pruning.ipynb": (HELD_DIGITS, lambda s: s["loaded"] is False and 10000 in s["held"]),
+    # issue 14: the page's tables are dclab.viz.table's; pandas would cost its kernel ~25 MB of its own memory
+    "01_hardware_and_number_formats.ipynb": ("import json, sys\nprint('PROBE ' + json.dumps('pandas' in sys.modules))",
+                                             lambda s: s is False),
 }
 
 

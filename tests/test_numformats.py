@@ -280,3 +280,13 @@ def test_cast_model_casts_weights_only_and_copies():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     with pytest.raises(DclabError, match="unknown format"):
         nf.cast_model(model, "fp4")
+
+
+@pytest.mark.parametrize("fmt", ["fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "int8", "int2", nf.fixed_point(3, 4)])
+def test_cast_weight_in_slices_equals_one_cast_of_the_whole_tensor(fmt):
+    w = torch.randn(3, nf.CAST_CHUNK // 2 + 7, generator=torch.Generator().manual_seed(1)) * 3
+    whole = (nf.int_for(w, int(fmt[3:])) if isinstance(fmt, str) and fmt.startswith("int")
+             else nf.FLOAT_FORMATS.get(fmt, fmt)).cast(w).to(w.dtype)
+    got = nf.cast_weight(w, fmt)
+    assert got.shape == w.shape and got.dtype == w.dtype
+    assert torch.equal(got, whole)

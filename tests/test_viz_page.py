@@ -44,3 +44,16 @@ def test_voila_kernels_switch_to_offline_html(monkeypatch):
         assert pio.renderers.default == page.RENDERER
     finally:
         pio.renderers.default = before
+
+
+def test_table_shows_rows_as_html_with_index_columns_as_row_headers():
+    from dclab.viz.table import table
+
+    t = table([{"name": "CPU", "cores": 16, "share": 0.123456789, "note": "a < b"},
+               {"name": "GPU", "cores": 10000, "share": 1.5, "note": None}], index=["name"])
+    assert t.columns == ["name", "cores", "share", "note"] and t.index == 1
+    html = t._repr_html_()
+    assert html.count("<tr>") == 3  # the header and two rows
+    assert "<th>CPU</th><td>16</td><td>0.123457</td><td>a &lt; b</td>" in html  # 6 digits, as pandas shows
+    assert "<td>10,000</td>" in html and "<td>None</td>" in html
+    assert table([]).rows == []

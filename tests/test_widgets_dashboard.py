@@ -392,3 +392,15 @@ def test_ten_quick_moves_end_on_the_last_settings_figure(session):
     assert box.measuring.superseded == 1  # the first move's pass stopped between two batches
     assert box.snapshot.config.sparsity["ip1"] == values[-1] and box.snapshot.accuracy is not None
     assert 'data-state="measured"' in box.numbers.value
+
+
+def test_preload_prepares_the_given_network_in_the_background():
+    model = LeNet300()
+    session = CompressionSession(tiny_digits(200), models={"lenet300": model}, ladders=False)
+    thread = session.preload("lenet300")
+    thread.join(timeout=60)
+    assert not thread.is_alive() and thread.name == "dclab-preload"
+    assert "lenet300" in session._networks  # built by the preload (then glibc's malloc_trim: nothing else changes)
+    net = session.network("lenet300")
+    assert net.model is model and list(net.layers) == ["ip1", "ip2", "ip3"]
+    assert net.baseline_accuracy == evaluate(model, session.test_data, batch_size=2000)

@@ -1,11 +1,13 @@
 """Notebook 01's widgets, driven in-process: the number-format explorer and the energy calculator."""
 from __future__ import annotations
 
+import os
 import re
 
 import plotly.graph_objects as go
 import pytest
 import torch
+from conftest import heavy_imports_after
 
 from dclab import hardware as hw
 from dclab import numformats as nf
@@ -140,6 +142,17 @@ def test_network_parameters_are_counted_from_real_models():
     assert network_parameters("alexnet") == 61_100_840
     assert network_parameters("vgg16") == 138_357_544
     assert network_parameters("squeezenet") == 1_248_424
+
+
+def test_network_parameters_import_torchvision_only_to_count_them_once(tmp_path):
+    # torchvision (with torch._dynamo) costs a reader's kernel ~90 MB: notebook 01 reads its counts from the cache
+    code = "import sys\nfrom dclab.widgets.hardware import network_parameters\nprint([network_parameters(n) for n in sys.argv[1:]])"
+    env = {**os.environ, "DCLAB_CACHE": str(tmp_path)}
+    imagenet = ("alexnet", "vgg16", "squeezenet")
+    assert heavy_imports_after(code, "lenet300", "lenet5", env=env) == ("[266610, 431080]", [])  # never torchvision
+    counted, heavy = heavy_imports_after(code, *imagenet, env=env)  # counted once, on torchvision's modules
+    assert counted == "[61100840, 138357544, 1248424]" and "torchvision" in heavy
+    assert heavy_imports_after(code, *imagenet, env=env) == (counted, [])  # then read back from the cache
 
 
 def test_energy_calculator_follows_the_compression_slider():

@@ -278,16 +278,18 @@ def check_global_magnitude_masks(global_magnitude_masks: Callable[[dict, float],
 def pruner_sgd_step(w: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, lr: float) -> torch.Tensor:
     """One plain SGD step of a pruned weight through dclab's ``Pruner`` (notebook 02, retraining).
 
-    The Pruner's hook masks the gradient, ``torch.optim.SGD`` takes the step, ``Pruner.apply()``
-    zeros the pruned weights again: the new weight, pruned entries exactly 0. ``w`` is not changed.
+    The Pruner's hook masks the gradient, the step is ``torch.optim.SGD``'s without momentum or
+    weight decay (``w -= lr * grad``, the same ``add_``; an optimizer itself would import
+    ``torch._dynamo``, ~75 MB of the page's memory), ``Pruner.apply()`` zeros the pruned weights
+    again: the new weight, pruned entries exactly 0. ``w`` is not changed.
     """
     holder = nn.Module()
     holder.layer = nn.Module()
-    holder.layer.weight = nn.Parameter(w.detach().clone())
+    holder.layer.weight = weight = nn.Parameter(w.detach().clone())
     pruner = prune.Pruner(holder, {"layer": mask})
-    optimizer = torch.optim.SGD([holder.layer.weight], lr=lr)
-    (holder.layer.weight * grad).sum().backward()  # d/dw of sum(w * grad) is grad
-    optimizer.step()
+    (weight * grad).sum().backward()  # d/dw of sum(w * grad) is grad
+    with torch.no_grad():
+        weight.add_(weight.grad, alpha=-lr)
     pruner.apply()
     pruner.remove()
     return holder.layer.weight.detach() + 0.0  # + 0.0: a pruned weight reads 0.0, not -0.0
@@ -366,7 +368,7 @@ MASKED_SGD_STEP = register(Exercise(
     cases=_step_cases,
     compare=_step_compare,
     fallback=pruner_sgd_step,
-    fallback_name="dclab.exercises.pruning.pruner_sgd_step (dclab's Pruner with torch.optim.SGD)",
+    fallback_name="dclab.exercises.pruning.pruner_sgd_step (dclab's Pruner with torch.optim.SGD's plain step)",
 ))
 
 

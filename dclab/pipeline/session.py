@@ -403,6 +403,14 @@ class CompressionSession:
                 self.network(n)
                 if self.has_ladder(n) and ladder_ready(n):  # already climbed: loading it takes a moment
                     self.ladder(n)
+            # glibc gives this thread a malloc arena of its own, which keeps what the loading freed (the
+            # baseline's test pass, the sorts: ~60 MB of a reader's kernel, benchmarks/page_memory.py)
+            # unless asked to hand it back; the memory still in use is untouched
+            import ctypes
+
+            trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only; elsewhere nothing to do
+            if trim is not None:
+                trim(0)
 
         thread = threading.Thread(target=load, daemon=True, name="dclab-preload")
         thread.start()

@@ -44,6 +44,12 @@ def format_errors(w: torch.Tensor, formats: Mapping[str, Format | str]) -> dict[
     return {name: cast_weight(w, fmt) - w for name, fmt in formats.items()}
 
 
+def _log_errors(w: torch.Tensor, fmt: Format | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``format_errors`` of one format, and log10 |error| of its non-zero errors."""
+    err = format_errors(w, {"": fmt})[""]
+    return err, torch.log10(err[err != 0].abs())
+
+
 def fig_format_errors(w: torch.Tensor, formats: Mapping[str, Format | str], title: str = "", bins: int = 90) -> go.Figure:
     """Histogram of log10 |rounding error| of the weights ``w`` in each format (notebook 01).
 
@@ -51,17 +57,22 @@ def fig_format_errors(w: torch.Tensor, formats: Mapping[str, Format | str], titl
     weights there are. Weights a format stores exactly (error 0) cannot sit on a
     log axis; the legend gives their share.
     """
-    errors = format_errors(w, formats)
-    logs = {name: torch.log10(err[err != 0].abs()) for name, err in errors.items()}
-    finite = [v for v in logs.values() if v.numel()]
-    lo = math.floor(min(float(v.min()) for v in finite)) if finite else -8
-    hi = math.ceil(max(float(v.max()) for v in finite)) if finite else 0
+    # one format at a time, twice (the shared range, then the bins): every format's float64 errors
+    # held at once cost a kernel ~50 MB for one figure
+    ranges = []
+    for fmt in formats.values():
+        logs = _log_errors(w, fmt)[1]
+        if logs.numel():
+            ranges.append((float(logs.min()), float(logs.max())))
+    lo = math.floor(min(r[0] for r in ranges)) if ranges else -8
+    hi = math.ceil(max(r[1] for r in ranges)) if ranges else 0
     lo = max(lo, hi - 12)  # a dozen decades is plenty; the rare tinier errors pile into the first bin
     width = (hi - lo) / bins
     centers = [lo + (i + 0.5) * width for i in range(bins)]
     fig = go.Figure()
-    for i, (name, err) in enumerate(errors.items()):
-        counts = torch.histc(logs[name].clamp(lo, hi), bins=bins, min=lo, max=hi) if logs[name].numel() else torch.zeros(bins)
+    for i, (name, fmt) in enumerate(formats.items()):
+        err, logs = _log_errors(w, fmt)
+        counts = torch.histc(logs.clamp(lo, hi), bins=bins, min=lo, max=hi) if logs.numel() else torch.zeros(bins)
         exact = int((err == 0).sum())
         fig.add_trace(go.Scatter(
             x=centers, y=counts.tolist(), mode="lines", line_shape="hvh", line=style.line(i, width=2),

@@ -4,11 +4,11 @@ compression) and the dense-vs-sparse timing, which runs when asked."""
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from html import escape
 
 import ipywidgets as W
 import plotly.graph_objects as go
-import torch
 
 from dclab import hardware as hw
 from dclab.errors import DclabError
@@ -36,29 +36,35 @@ SRAM_SIZES_MB = [0.064, 0.128, 0.256, 0.512, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.
 _WIDE = {"description_width": "initial"}
 
 
+# the ImageNet networks of the calculator: torchvision's architectures (``dclab.models.reference``)
+_REFERENCE_NAMES = {"alexnet": "alexnet", "vgg16": "vgg16", "squeezenet": "squeezenet1_0"}
+
+
 @functools.lru_cache(maxsize=None)
 def network_parameters(name: str) -> int:
     """Parameters of a reference network, counted on the real torch module (notebook 01).
 
-    The LeNets come from ``dclab.models``, the ImageNet networks from torchvision
-    (``weights=None``), built on the ``meta`` device: shapes only, no memory.
+    The LeNets are built from ``dclab.models``; the ImageNet networks are torchvision's
+    (``reference_architecture``, on the meta device), counted once per torchvision version and
+    kept by ``store.cached_result``: importing torchvision costs a kernel ~90 MB of its own memory,
+    too much for three numbers a page reads again and again.
     """
-    import torchvision
-
     from dclab import models
 
-    builders = {
-        "lenet300": models.LeNet300,
-        "lenet5": models.LeNet5,
-        "alexnet": lambda: torchvision.models.alexnet(weights=None),
-        "vgg16": lambda: torchvision.models.vgg16(weights=None),
-        "squeezenet": lambda: torchvision.models.squeezenet1_0(weights=None),
-    }
-    if name not in builders:
-        raise DclabError(f"unknown network {name!r}; choose one of {', '.join(builders)}.")
-    with torch.device("meta"):
-        model = builders[name]()
-    return sum(p.numel() for p in model.parameters())
+    lenets = {"lenet300": models.LeNet300, "lenet5": models.LeNet5}
+    if name in lenets:
+        return models.count_parameters(lenets[name]())
+    if name not in _REFERENCE_NAMES:
+        raise DclabError(f"unknown network {name!r}; choose one of {', '.join([*lenets, *_REFERENCE_NAMES])}.")
+    arch = _REFERENCE_NAMES[name]
+
+    def count() -> dict:
+        from dclab.models.reference import reference_architecture
+
+        return {"parameters": models.count_parameters(reference_architecture(arch))}
+
+    settings = {"architecture": arch, "torchvision": importlib.metadata.version("torchvision")}
+    return int(store.cached_result("reference-parameters", settings, count)["parameters"])
 
 
 def energy_summary_html(title: str, before: hw.WeightEnergy, after: hw.WeightEnergy, sram_bytes: float) -> str:
@@ -182,11 +188,14 @@ def sparse_timing_panel(roofline: hw.Roofline | None = None, seconds: float = 0.
     def show(timings: list[hw.SparseTiming], measured: store.Measurement) -> None:
         box.timings, box.measured = timings, measured
         summary.value = sparse_timings_html(timings, measured, roofline)
-        old, box.figure = box.figure, go.FigureWidget(fig_sparse_timings(timings))  # built whole, then shown
-        box.figure.add_class("dclab-sparse-figure")
-        box.children = [box.children[0], summary, box.figure]
-        if old is not None:
-            old.close()
+        figure = fig_sparse_timings(timings)
+        if box.figure is None:
+            box.figure = go.FigureWidget(figure)  # built whole, then shown
+            box.figure.add_class("dclab-sparse-figure")
+            box.children = [box.children[0], summary, box.figure]
+        else:  # redrawn in place: replacing the shown widget and closing it logged anywidget errors in the page
+            with box.figure.batch_update():
+                box.figure.update(figure.to_dict(), overwrite=True)
         button.description = "Time it again (a few seconds)"
 
     def on_click(_button: W.Button) -> None:
