@@ -173,3 +173,163 @@ def test_a_file_with_float16_biases_is_smaller_by_their_halves_and_reads_back(po
     budget = frontier.byte_budget(dataclasses.replace(point, path=row["path"], bytes=row["float16 biases: bytes"],
                                                       run=dataclasses.replace(point.run, dcz=back)))
     assert {"part": "biases (float16)", "bytes": 2 * n_bias} == {k: v for k, v in budget[-2].items() if k != "share"}
+
+
+# ---------------------------------------------------------------- the noloss recipe (issue 15: the largest ratio at no loss)
+
+
+def test_no_loss_is_at_most_a_tenth_of_a_point_above_the_baseline():
+    assert coding_lesson.no_loss(0.0090, 0.0080) and coding_lesson.no_loss(0.0050, 0.0080)
+    assert not coding_lesson.no_loss(0.0091, 0.0080)
+
+
+def _at(point, **fields):
+    return dataclasses.replace(point, **fields)
+
+
+def test_the_no_loss_choice_is_the_largest_ratio_within_the_budget(point):
+    base = 0.0080
+    small_lossy = _at(point, bytes=5_000, error=0.0095, baseline_error=base)   # the largest ratio, but a loss
+    within_big = _at(point, bytes=20_000, error=0.0089, baseline_error=base)
+    within_small = _at(point, bytes=12_000, error=0.0090, baseline_error=base)  # exactly at the budget: kept
+    within_better = _at(point, bytes=30_000, error=0.0070, baseline_error=base)
+    candidates = [small_lossy, within_big, within_small, within_better]
+    assert frontier.no_loss_choice(candidates) is within_small
+    assert frontier.no_loss_choice([small_lossy]) is None and frontier.no_loss_choice([]) is None
+    tie = _at(point, bytes=12_000, error=0.0085, baseline_error=base)  # same ratio, lower error
+    assert frontier.no_loss_choice(candidates + [tie]) is tie
+    # each against its own baseline: a file at the same error passes beside a worse baseline
+    assert frontier.no_loss_choice([_at(small_lossy, baseline_error=0.0090)]).bytes == 5_000
+
+
+def test_noloss_rows_judge_each_file_against_its_own_baseline(point):
+    lossy = _at(point, recipe="noloss", error=point.baseline_error + 0.002)
+    fine = _at(point, recipe="noloss", arch="lenet5", error=point.baseline_error + 0.0005, reduced=True)
+    rows = frontier.noloss_rows([point, lossy, fine])
+    assert [r["no loss"] for r in rows] == [False, True]  # the frontier point is not a noloss file
+    assert rows[0]["budget"] == pytest.approx(point.baseline_error + 0.001)
+    assert rows[1]["points over the baseline"] == pytest.approx(0.05)
+    sentence = frontier.noloss_sentence(rows)
+    assert f"{lossy.bytes:,} bytes" in sentence and ": a loss" in sentence and ": no loss" in sentence
+    assert "reduced run" in sentence.splitlines()[1] and "full run" in sentence.splitlines()[0]
+
+
+def test_the_noloss_recipe_is_a_preset_of_every_lenet_with_float16_biases():
+    from dclab.pipeline import NOLOSS, RECIPES
+
+    assert RECIPES["noloss"] is NOLOSS and set(NOLOSS) == set(frontier.ARCHES)
+    for arch, settings in NOLOSS.items():
+        config = CompressionConfig.preset(arch, "noloss")
+        assert all(getattr(config, k) == v for k, v in settings.items())
+        assert config.bias_bits == 16 and set(config.sparsity) == set(DEFAULT_SPARSITY[arch])
+    assert "noloss" in frontier.RECIPES
+    with pytest.raises(DclabError, match="tuned for lenet300, lenet5 only"):
+        CompressionConfig.preset("firenet", "noloss")
+
+
+@pytest.mark.parametrize("arch", frontier.ARCHES)
+def test_a_noloss_file_reads_back_to_the_weights_it_was_written_from(arch, tmp_path):
+    """The recipe's sparsities, bits and float16 biases through the one encoder (no training): the model read back
+    from the file on disk has the compressed weights bit for bit, float16 biases and the recipe's sparsity."""
+    from dclab import models
+    from dclab.pipeline import load_model
+
+    torch.manual_seed(0)
+    net = models.build(arch)
+    config = CompressionConfig.preset(arch, "noloss")
+    compressed, data, _ = compress_weights(net, config)
+    path = tmp_path / f"{arch}-noloss.dcz"
+    path.write_bytes(data)
+    back = load_model(path)
+    assert container.read_dcz(path).meta["config"]["bias_bits"] == 16
+    for key, value in compressed.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+    for name, sparsity in config.sparsity.items():
+        w = back.state_dict()[f"{name}.weight"]
+        assert int((w == 0).sum()) >= round(sparsity * w.numel()) - 1
+
+
+def test_the_cli_accepts_the_noloss_recipe():
+    from dclab.cli import build_parser
+
+    args = build_parser().parse_args(["compress", "lenet5", "--recipe", "noloss", "--out", "f.dcz"])
+    assert args.recipe == "noloss" and args.out == "f.dcz"
+
+
+def test_config_run_caches_a_run_where_the_cli_and_notebook_look(monkeypatch, tmp_path, untrained_lenet300,
+                                                                  synthetic_digits):
+    """``config_run`` (behind ``pipeline_run`` and benchmarks/noloss.py) compresses once into ``compressed_path`` and
+    measures the model read back; a second call reads the file instead of compressing again."""
+    from dclab import zoo
+    from dclab.pipeline import compress_weights as no_training
+
+    calls = []
+
+    def fake_compress(model, config, arch=None, progress=True):
+        calls.append(config)
+        net, data, report = no_training(model, config)
+
+        class Result:
+            def save(self, path):
+                return path.write_bytes(data)
+        return Result()
+
+    monkeypatch.setenv("DCLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "pretrained", lambda arch, progress=True: untrained_lenet300)
+    monkeypatch.setattr(zoo, "checkpoint_path", lambda arch: tmp_path / "baseline.pt")
+    (tmp_path / "baseline.pt").write_bytes(b"a baseline")
+    monkeypatch.setattr("dclab.pipeline.compress", fake_compress)
+    monkeypatch.setattr("dclab.data.load_mnist", lambda split="test", **kw: synthetic_digits)
+    config = CompressionConfig.preset("lenet300", "noloss", finetune_epochs=0)
+    first = coding_lesson.config_run("lenet300", config, recipe="noloss", progress=False)
+    again = coding_lesson.config_run("lenet300", config, recipe="noloss", progress=False)
+    assert len(calls) == 1 and first.computed and not again.computed
+    assert first.path == again.path == coding_lesson.compressed_path("lenet300", config)
+    assert again.error_file == first.error_file and again.recipe == "noloss"
+
+
+class _Captured(Exception):
+    pass
+
+
+def _config_the_cli_runs(monkeypatch, argv):
+    """The CompressionConfig ``python -m dclab ARGV`` hands to ``compress`` (stopped there: nothing trains)."""
+    from dclab import zoo
+    from dclab.cli import main
+
+    seen = {}
+
+    def fake_compress(model, config, arch=None, progress=True):
+        seen["config"] = config
+        raise _Captured
+
+    monkeypatch.setattr(zoo, "pretrained", lambda arch, progress=True: None)
+    monkeypatch.setattr("dclab.pipeline.compress", fake_compress)
+    with pytest.raises(_Captured):
+        main(argv)
+    return seen["config"]
+
+
+@pytest.mark.parametrize("arch", frontier.ARCHES)
+def test_the_noloss_benchmark_records_commands_that_run_its_candidates(arch, monkeypatch):
+    """benchmarks/noloss.py's command for a candidate makes the CLI run exactly that candidate's settings (so the
+    run lands in the same cache file), and ``--recipe noloss`` runs the recipe's."""
+    import importlib.util
+    import shlex
+    from pathlib import Path
+
+    from dclab.pipeline.ladder import rung_sparsities
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "noloss.py"
+    spec = importlib.util.spec_from_file_location("noloss_benchmark", path)
+    noloss = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(noloss)
+    overrides = {"sparsity": rung_sparsities(arch, 0.9), "conv_bits": 5, "fc_bits": 3, "bias_bits": 16,
+                 "prune_steps": 5, "retrain_epochs": 3}
+    argv = shlex.split(noloss.cli_command(arch, overrides))[3:]  # after "python -m dclab"
+    config = _config_the_cli_runs(monkeypatch, argv)
+    assert config.to_dict() == CompressionConfig.preset(arch, **overrides).to_dict()
+    assert coding_lesson.compressed_path(arch, config) == coding_lesson.compressed_path(
+        arch, CompressionConfig.preset(arch, **overrides))
+    recipe = _config_the_cli_runs(monkeypatch, ["compress", arch, "--recipe", "noloss", "--out", "x.dcz"])
+    assert recipe.to_dict() == CompressionConfig.preset(arch, "noloss").to_dict()

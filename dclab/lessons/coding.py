@@ -157,33 +157,38 @@ def pipeline_run(arch: str, *, recipe: str = "default", reduced: bool | None = N
     ``True``/``False`` insist. Computing the full run takes many minutes. ``recipe``: see ``recipe_config``.
     """
     from dclab import zoo
+
+    zoo.pretrained(arch, progress=progress)  # the cache key needs the trained baseline
+    choices = [False, True] if reduced is None else [bool(reduced)]
+    use = next((c for c in choices if compressed_path(arch, recipe_config(arch, recipe, c)).is_file()), choices[-1])
+    return config_run(arch, recipe_config(arch, recipe, use), recipe=recipe, reduced=use, progress=progress)
+
+
+def config_run(arch: str, config: "CompressionConfig", *, recipe: str = "default", reduced: bool = False,
+               progress: bool = True) -> PipelineRun:
+    """``compress(pretrained(arch), config)`` read back from its cached ``.dcz`` (``compressed_path``), computed and
+    cached first when missing: ``pipeline_run``'s engine, and benchmarks/noloss.py's for settings no recipe names.
+    ``recipe`` and ``reduced`` only label the run. The error is measured on the model read back from the file."""
+    from dclab import zoo
     from dclab.codec import container
     from dclab.data import load_mnist
     from dclab.pipeline import compress, load_model, report_from_dcz
     from dclab.train import test_error
 
-    zoo.pretrained(arch, progress=progress)  # the cache key needs the trained baseline
-    choices = [False, True] if reduced is None else [bool(reduced)]
-    path, use = None, choices[-1]
-    for choice in choices:
-        candidate = compressed_path(arch, recipe_config(arch, recipe, choice))
-        if candidate.is_file():
-            path, use = candidate, choice
-            break
-    computed = path is None
+    path = compressed_path(arch, config)
+    computed = not path.is_file()
     if computed:
-        path = compressed_path(arch, recipe_config(arch, recipe, use))
         path.parent.mkdir(parents=True, exist_ok=True)
-        compress(zoo.pretrained(arch), recipe_config(arch, recipe, use), arch=arch, progress=progress).save(path)
+        compress(zoo.pretrained(arch, progress=progress), config, arch=arch, progress=progress).save(path)
     try:
         dcz = container.read_dcz(path)
     except DclabError:
         if computed:
             raise
         path.unlink(missing_ok=True)  # a damaged cache file is recomputed
-        return pipeline_run(arch, recipe=recipe, reduced=use, progress=progress)
+        return config_run(arch, config, recipe=recipe, reduced=reduced, progress=progress)
     error = test_error(load_model(dcz), load_mnist("test"))
-    return PipelineRun(arch, path, report_from_dcz(dcz), dcz, error, use, computed, recipe)
+    return PipelineRun(arch, path, report_from_dcz(dcz), dcz, error, reduced, computed, recipe)
 
 
 def table2_rows(report: "CompressionReport") -> list[dict[str, Any]]:
@@ -227,6 +232,12 @@ NO_LOSS_POINTS = 0.1
 """"No loss": the compressed network's test accuracy within 0.1 point of its own baseline's."""
 
 
+def no_loss(error: float, baseline_error: float) -> bool:
+    """Whether a compressed network's test error is "no loss" against its own baseline's: at most
+    ``NO_LOSS_POINTS`` points (of percent) above it (notebooks 04, 07; a float's rounding forgiven)."""
+    return error <= baseline_error + NO_LOSS_POINTS / 100 + 1e-9
+
+
 def ladder_tradeoff(arch: str, *, progress: bool = True) -> dict[str, Any]:
     """Every rung of ``arch``'s retrained ladder compressed at the papers' bits: ratio and accuracy (notebook 04).
 
@@ -257,7 +268,7 @@ def ladder_tradeoff(arch: str, *, progress: bool = True) -> dict[str, Any]:
         return {"arch": arch, "baseline": base, "rows": rows}
 
     result = cached_result("ladder_tradeoff", settings, compute)
-    within = [r for r in result["rows"] if r["accuracy"] >= result["baseline"] - NO_LOSS_POINTS / 100 - 1e-9]
+    within = [r for r in result["rows"] if no_loss(1 - r["accuracy"], 1 - result["baseline"])]
     at_paper = min(result["rows"], key=lambda r: abs(r["level"] - max(paper.SPARSITY[arch].values())))
     return {**result, "no_loss": max(within, key=lambda r: r["ratio"]), "at_paper": at_paper}
 

@@ -20,7 +20,7 @@ from dclab.data import Digits
 from dclab.lessons.coding import PipelineRun, pipeline_run, recipe_config
 
 ARCHES = ("lenet300", "lenet5")
-RECIPES = ("default", "frontier")
+RECIPES = ("default", "frontier", "noloss")
 TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
 
 GOALS = {  # issue 15: at least this ratio (so at most these bytes) at no more than this error
@@ -63,6 +63,16 @@ def file_point(run: PipelineRun) -> FilePoint:
     return FilePoint(run.arch, run.recipe, run.path.stat().st_size, run.error_file,
                      float(meta["test_error_before"]), float(meta.get("seconds", 0.0)), run.reduced, run.command,
                      run.path, run.label, run)
+
+
+def no_loss_choice(points: Sequence[FilePoint]) -> FilePoint | None:
+    """The largest-ratio file among ``points`` whose error is "no loss" against its own baseline
+    (``coding.no_loss``: at most 0.1 point above it), or None when none is (benchmarks/noloss.py, notebook 07).
+    Ties in ratio go to the lower error, then to the earlier point."""
+    from dclab.lessons.coding import no_loss
+
+    within = [p for p in points if no_loss(p.error, p.baseline_error)]
+    return min(within, key=lambda p: (-p.ratio, p.error), default=None)
 
 
 def file_points(arches: Sequence[str] = ARCHES, recipes: Sequence[str] = RECIPES, *,
@@ -135,6 +145,28 @@ def goal_sentence(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(f"{r['network']}: {r['file bytes']:,} bytes ({r['ratio']:.0f}x) at {r['error']:.2%} error "
                      f"{verdict} the goal of <= {r['goal bytes']:,} bytes ({r['goal ratio']}x) at <= "
                      f"{r['goal error']:.2%} ({r['run']})")
+    return "\n".join(lines)
+
+
+def noloss_rows(points: Sequence[FilePoint], recipe: str = "noloss") -> list[dict[str, Any]]:
+    """Each network's ``recipe`` file against its own baseline: no loss (``coding.no_loss``) or not, and by how much."""
+    from dclab.lessons.coding import NO_LOSS_POINTS, no_loss
+
+    return [{"network": TITLES.get(p.arch, p.arch), "file bytes": p.bytes, "ratio": p.ratio, "error": p.error,
+             "baseline error": p.baseline_error, "budget": p.baseline_error + NO_LOSS_POINTS / 100,
+             "points over the baseline": 100 * p.loss, "no loss": no_loss(p.error, p.baseline_error),
+             "training s": p.seconds, "run": "reduced run, not the recipe's full one" if p.reduced else "full run"}
+            for p in points if p.recipe == recipe]
+
+
+def noloss_sentence(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per network, from ``noloss_rows``: what the file measured against its baseline's error."""
+    lines = []
+    for r in rows:
+        verdict = "no loss" if r["no loss"] else "a loss"
+        lines.append(f"{r['network']}: {r['file bytes']:,} bytes ({r['ratio']:.1f}x) at {r['error']:.2%} error, "
+                     f"{r['points over the baseline']:+.2f} points against its baseline's {r['baseline error']:.2%}: "
+                     f"{verdict} (the budget is <= {r['budget']:.2%}), trained in {r['training s']:,.0f} s ({r['run']})")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from dclab.pipeline.config import (
     DEFAULT_SPARSITY,
     PAPER_SPARSITY,
     FRONTIER,
+    NOLOSS,
     PRESETS,
     RECIPES,
     CompressionConfig,
@@ -39,7 +40,7 @@ from dclab.pipeline.report import (
 )
 
 __all__ = [
-    "PAPER_SPARSITY", "DEFAULT_SPARSITY", "PRESETS", "FRONTIER", "RECIPES", "DEFAULT_GAP_BITS", "BASELINE_LR", "STAGES",
+    "PAPER_SPARSITY", "DEFAULT_SPARSITY", "PRESETS", "FRONTIER", "NOLOSS", "RECIPES", "DEFAULT_GAP_BITS", "BASELINE_LR", "STAGES",
     "CompressionConfig", "LayerReport", "CompressionReport", "CompressionResult", "WeightCache",
     "compress", "compress_weights", "encode_dcz", "dcz_layers", "finetune_centroids", "layer_sparsities",
     "measured_report", "pruned_stage_bytes", "report_from_dcz", "load_model", "arch_of", "check_storable",

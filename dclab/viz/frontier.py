@@ -15,7 +15,8 @@ COUNTS = {  # what a published ratio counts: its marker and its legend's words
     "bits": ("triangle-up-open", "published: size computed from bit counts (no file)"),
     "file": ("square-open", "published: a real file"),
 }
-RECIPE_STYLE = {"default": (style.BLUE, "circle"), "frontier": (style.VERMILLION, "star")}
+RECIPE_STYLE = {"default": (style.BLUE, "circle"), "frontier": (style.VERMILLION, "star"),
+                "noloss": (style.PURPLE, "diamond")}
 
 
 def fig_rate_accuracy(points: Sequence[Any], published: Sequence[Mapping[str, Any]],
