@@ -44,9 +44,9 @@ START_PAGE = "00_start_here.ipynb"
 # -- first-run compute time ---------------------------------------------------------------------------------
 
 FIRST_RUN_SECONDS: dict[str, int] = {
-    "00_start_here.ipynb": 1, "01_hardware_and_number_formats.ipynb": 40, "02_pruning.ipynb": 150,
-    "03_weight_sharing.ipynb": 75, "04_huffman_coding.ipynb": 88, "05_squeezenet.ipynb": 591,
-    "06_deep_compression_dashboard.ipynb": 10, "07_how_far_can_it_go.ipynb": 105,
+    "00_start_here.ipynb": 1, "01_hardware_and_number_formats.ipynb": 17, "02_pruning.ipynb": 92,
+    "03_weight_sharing.ipynb": 31, "04_huffman_coding.ipynb": 20, "05_squeezenet.ipynb": 73,
+    "06_deep_compression_dashboard.ipynb": 5, "07_how_far_can_it_go.ipynb": 28,
 }
 """Seconds each notebook took to run the first time after ``prepare`` (its experiments computed once),
 measured by ``benchmarks/notebook_times.py`` (its section of benchmarks/RESULTS.md; a test keeps the two equal).
