@@ -53,16 +53,16 @@ from dclab.serve import (  # noqa: E402
 )
 
 NOTEBOOK = "06_deep_compression_dashboard.ipynb"
-GOAL_MS = 300
 TITLES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
 
 INSTALL = """() => {
     const labels = () => Array.from(document.querySelectorAll('.dclab-figure .waterfalllayer text'))
         .map(t => t.textContent).join('|');
     const serial = sel => { const e = document.querySelector(sel); return e ? +e.dataset.serial : -1; };
-    const state = window.__dclab = {t0: null, chart: null, accuracy: null, kernel: null, before: null, serial: null};
+    const state = window.__dclab = {t0: null, chart: null, first: null, accuracy: null, kernel: null, before: null,
+                                    serial: null};
     document.addEventListener('keydown', () => {
-        Object.assign(state, {t0: performance.now(), chart: null, accuracy: null, kernel: null, before: labels(),
+        Object.assign(state, {t0: performance.now(), chart: null, first: null, accuracy: null, kernel: null, before: labels(),
                               serial: serial('.dclab-headline')});
     }, true);
     new MutationObserver(() => {
@@ -70,6 +70,9 @@ INSTALL = """() => {
         const now = performance.now();
         if (state.chart === null && labels() !== state.before) state.chart = now;
         const headline = document.querySelector('.dclab-headline');
+        if (state.first === null && +headline.dataset.serial > state.serial
+            && ['estimated', 'measured'].includes(headline.dataset.state))
+            state.first = now;
         if (state.accuracy === null && +headline.dataset.serial > state.serial && headline.dataset.state === 'measured')
             state.accuracy = now;
         if (state.kernel === null && serial('.dclab-timing') > state.serial) {
@@ -84,7 +87,8 @@ INSTALL = """() => {
 DONE = "() => { const s = window.__dclab; return s.chart !== null && s.accuracy !== null && s.kernel !== null; }"
 
 
-def measure(base: str, network: str, control: str, moves: int, key: str) -> dict:
+def measure(base: str, network: str, control: str, moves: int, key: str, settle) -> dict:
+    """Open the dashboard, switch to ``network``, call ``settle(load_s)`` (waits for the server), make the moves."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -106,21 +110,24 @@ def measure(base: str, network: str, control: str, moves: int, key: str) -> dict
         if control.endswith(("sparsity", "quality")):
             mode = "quality x std" if control.endswith("quality") else "sparsity"
             page.click(f".dclab-pruning-mode button:has-text('{mode}')")
-        # let the page settle: the kernel preloads the other network in the background once the notebook
-        # has run (in real use, long before anyone connects, as the kernel is preheated)
-        time.sleep(15)
+        # let the server settle: the dashboard's kernel preloads the other network in the background once the
+        # notebook has run, Voila replaces the used preheated kernel, and the other pages' preheated kernels run
+        # their notebooks (in real use, long before anyone connects)
+        settle_s, load_moves = settle(load_s)
         page.evaluate(INSTALL)
         handle = page.locator(f".dclab-{control.replace('_', '-')} .noUi-handle")
-        chart, accuracy, kernel, sizes, sizes_cpu, values = [], [], [], [], [], []
+        chart, first, accuracy, kernel, sizes, sizes_cpu, values = [], [], [], [], [], [], []
         for _ in range(moves):
             handle.focus()
             page.keyboard.press(key)
             page.wait_for_function(DONE, timeout=120_000)
             times = page.evaluate("() => ({chart: window.__dclab.chart - window.__dclab.t0, "
+                                  "first: window.__dclab.first - window.__dclab.t0, "
                                   "accuracy: window.__dclab.accuracy - window.__dclab.t0, "
                                   "kernel: window.__dclab.kernel, sizes: window.__dclab.sizes, "
                                   "sizes_cpu: window.__dclab.sizesCpu})")
             chart.append(times["chart"])
+            first.append(times["first"])
             accuracy.append(times["accuracy"])
             kernel.append(times["kernel"])
             sizes.append(times["sizes"])
@@ -128,8 +135,9 @@ def measure(base: str, network: str, control: str, moves: int, key: str) -> dict
             values.append(page.locator(f".dclab-{control.replace('_', '-')} .widget-readout").inner_text())
             page.wait_for_timeout(200)
         browser.close()
-    return {"chart": chart, "accuracy": accuracy, "kernel": kernel, "sizes": sizes, "sizes_cpu": sizes_cpu, "values": values, "load_s": load_s,
-            "errors": errors}
+    return {"chart": chart, "first": first, "accuracy": accuracy, "kernel": kernel, "sizes": sizes,
+            "sizes_cpu": sizes_cpu, "values": values, "load_s": load_s, "errors": errors, "settle_s": settle_s,
+            "load_moves": load_moves}
 
 # ---- notebooks 02 and 03: the lectures' widgets --------------------------------------------------------------
 
@@ -471,7 +479,13 @@ def main() -> None:
     with open(log, "wb") as out:
         proc, base = start_voila(out)
     try:
-        result = measure(base, args.network, args.control, args.moves, args.key)
+        def settle(load_s: float) -> tuple[float, float]:
+            print(f"page drawn in {load_s:.1f} s; waiting for the server to settle", flush=True)
+            waited = wait_for_refill(proc.pid)
+            print(f"settled after {waited:.0f} s; load average {os.getloadavg()[0]:.2f}", flush=True)
+            return waited, os.getloadavg()[0]
+
+        result = measure(base, args.network, args.control, args.moves, args.key, settle)
     finally:
         stop(proc)
     def stats(xs: list[float]) -> tuple[float, float, float, float]:
@@ -479,11 +493,19 @@ def main() -> None:
         return statistics.median(xs), xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))], xs[0], xs[-1]
 
     p50 = stats(result["chart"])[0]
-    verdict = (f"meets the {GOAL_MS} ms goal" if p50 < GOAL_MS
-               else f"misses the {GOAL_MS} ms goal by {p50 - GOAL_MS:.0f} ms ({p50 / GOAL_MS:.2f}x)")
+
+    def verdict(p50: float, goal: float) -> str:
+        return f"**met** ({p50:.0f} <= {goal})" if p50 <= goal else f"**missed** ({p50:.0f} ms, {p50 / goal:.2f}x)"
+
+    full_goal = WIDGET_GOALS_MS["full"][args.network]
+    goals = (f"chart redrawn <= {WIDGET_GOALS_MS['chart']} ms: {verdict(p50, WIDGET_GOALS_MS['chart'])}; "
+             f"first accuracy <= {WIDGET_GOALS_MS['first']} ms: "
+             f"{verdict(stats(result['first'])[0], WIDGET_GOALS_MS['first'])}; full-test-set accuracy <= {full_goal} ms: "
+             f"{verdict(stats(result['accuracy'])[0], full_goal)}")
     rows = [
         ("chart redrawn (waterfall labels changed)", result["chart"]),
-        ("accuracy shown (the test pass done)", result["accuracy"]),
+        ("first accuracy shown (the quick estimate where the page shows one, else the full figure)", result["first"]),
+        ("accuracy shown (the full test pass done)", result["accuracy"]),
         ("kernel: sizes and figure sent (masks, k-means, `.dcz`)", result["sizes"]),
         ("... of which the kernel thread's CPU time", result["sizes_cpu"]),
         ("kernel: whole callback (with the test pass)", result["kernel"]),
@@ -496,15 +518,18 @@ def main() -> None:
         "Voila with its preheated kernel. Times from the `keydown` (capturing listener) to the first DOM mutation "
         "after which the waterfall's labels differ (chart), and after which the headline shows the measured "
         "accuracy; the kernel first answers the sizes (masks, k-means, `.dcz`) and redraws, then runs the test "
-        f"pass on 10,000 digits. Page load to a drawn figure: {result['load_s']:.1f} s. Machine load average "
-        f"(1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
+        f"pass on 10,000 digits. Page load to a drawn figure: {result['load_s']:.1f} s; the moves began once the "
+        f"server was idle ({result['settle_s']:.0f} s later: the other pages' preheated kernels had run their notebooks "
+        "and the dashboard's kernel had preloaded the other network). Machine load average (1 min) at the start / "
+        f"before the moves / at the end: {load_before:.1f} / {result['load_moves']:.1f} / {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs.",
         "",
         "| from key press to | p50 (ms) | p95 (ms) | min (ms) | max (ms) |",
         "|---|---|---|---|---|",
         *[f"| {name} | {'**%.0f**' % a if i == 0 else '%.0f' % a} | {b:.0f} | {c:.0f} | {d:.0f} |"
           for i, (name, xs) in enumerate(rows) for a, b, c, d in [stats(xs)]],
         "",
-        f"Goal: chart redrawn in under {GOAL_MS} ms (p50): {verdict}. Of the p50, the kernel took "
+        f"Goals (issue 13, p50): {goals}. Of the chart's p50, the kernel took "
         f"{stats(result['sizes'])[0]:.0f} ms to send the sizes and figure, of which its thread ran "
         f"{stats(result['sizes_cpu'])[0]:.0f} ms (the rest is waiting for a CPU: the machine is shared, see the "
         f"load average); the remaining {p50 - stats(result['sizes'])[0]:.0f} ms are the websocket trips, ipywidgets "
