@@ -333,3 +333,15 @@ def test_the_noloss_benchmark_records_commands_that_run_its_candidates(arch, mon
         arch, CompressionConfig.preset(arch, **overrides))
     recipe = _config_the_cli_runs(monkeypatch, ["compress", arch, "--recipe", "noloss", "--out", "x.dcz"])
     assert recipe.to_dict() == CompressionConfig.preset(arch, "noloss").to_dict()
+
+
+def test_the_gains_sentence_says_what_each_recipe_file_measured(point):
+    default = dataclasses.replace(point, recipe="default", bytes=40_000, error=0.0120, seconds=30.0, reduced=False)
+    smaller = dataclasses.replace(point, recipe="frontier", bytes=15_000, error=0.0130, seconds=90.0, reduced=False)
+    larger = dataclasses.replace(point, recipe="noloss", bytes=45_000, error=0.0085, seconds=100.0, reduced=True)
+    line = frontier.gains_sentence(frontier.gains([default, smaller, larger], point.arch))
+    assert "frontier recipe's file is 15,000 bytes" in line and "default recipe's 40,000 bytes" in line
+    assert "25,000 bytes smaller for +0.10% of error" in line and "trained in 90 s instead of 30 s" in line
+    assert "REDUCED" not in line
+    line = frontier.gains_sentence(frontier.gains([default, smaller, larger], point.arch, "noloss"), "noloss")
+    assert "5,000 bytes larger for -0.35% of error" in line and line.endswith("(REDUCED runs: not the recipes' full results)")

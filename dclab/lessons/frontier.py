@@ -123,6 +123,16 @@ def gains(points: Sequence[FilePoint], arch: str, recipe: str = "frontier") -> d
             "reduced": base.reduced or new.reduced}
 
 
+def gains_sentence(gain: dict[str, Any], recipe: str = "frontier") -> str:
+    """One line from ``gains(points, arch, recipe)``: the recipe's file against the default recipe's, in bytes,
+    error and training time (notebook 07)."""
+    g = gain
+    return (f"{g['network']}: the {recipe} recipe's file is {g[f'{recipe} bytes']:,} bytes ({g[f'{recipe} ratio']:.1f}x) "
+            f"at {g[f'{recipe} error']:.2%} error, the default recipe's {g['default bytes']:,} bytes "
+            f"({g['default ratio']:.1f}x) at {g['default error']:.2%}: {abs(g['bytes saved']):,} bytes "
+            f"{'smaller' if g['bytes saved'] >= 0 else 'larger'} for {g['error change']:+.2%} of error, trained in {g[f'{recipe} training s']:,.0f} s instead of "
+            f"{g['default training s']:,.0f} s" + (" (REDUCED runs: not the recipes' full results)" if g["reduced"] else ""))
+
 def goal_rows(points: Sequence[FilePoint], recipe: str = "frontier") -> list[dict[str, Any]]:
     """Each network's frontier file against its goal (``GOALS``): met or not, and by how much."""
     rows = []
