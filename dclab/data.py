@@ -77,23 +77,26 @@ def mnist_present(root: Path) -> bool:
 
 
 def load_mnist(split: str = "train", root: str | os.PathLike | None = None,
-               lazy: bool = False) -> "Digits | LazyDigits":
+               lazy: bool = False, count: int | None = None) -> "Digits | LazyDigits":
     """Load an MNIST split (``"train"`` or ``"test"``) as in-memory tensors.
 
     Loaded once per process (a second call returns the same tensors). ``lazy=True``: a
     :class:`LazyDigits` that reads the files only when its images are first used (notebook 02's
-    "retrain the survivors" button); a missing data set is still reported at once.
+    "retrain the survivors" button); a missing data set is still reported at once. ``count``: only the
+    split's first ``count`` digits are read (notebook 03's retrained centroids: 10,000 of the training set).
     """
     if split not in MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count is a number of digits (1 or more) or None for all, not {count!r}")
     if lazy:
         return LazyDigits(split, root)
-    return _load(split, str(data_root(root).resolve()))
+    return _load(split, str(data_root(root).resolve()), count)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(split: str, root: str) -> Digits:
-    return _read(split, Path(root))
+def _load(split: str, root: str, count: int | None = None) -> Digits:
+    return _read(split, Path(root), count)
 
 
 def _read(split: str, root: Path, count: int | None = None) -> Digits:
@@ -162,7 +165,7 @@ class LazyDigits:
     def load(self) -> Digits:
         """The split in memory (read on the first call)."""
         if self._digits is None:
-            self._digits = _load(self.split, self._root)
+            self._digits = _load(self.split, self._root, None)
         return self._digits
 
     def __len__(self) -> int:

@@ -9,6 +9,12 @@ CENTROIDS = """() => {
 }"""
 
 
+RETRAINED = """() => {
+    const line = document.querySelector('.dclab-bits-accuracy [data-state="measured"]');
+    return line !== null && line.innerText.includes('centroids retrained') && /\\d%/.test(line.innerText);
+}"""
+
+
 def test_bit_width_slider_moves_accuracy_size_and_centroids(open_dashboard):
     dash = open_dashboard("03_weight_sharing.ipynb", wait_for=".dclab-bit-width .js-plotly-plot")
     page = dash.page
@@ -30,4 +36,11 @@ def test_bit_width_slider_moves_accuracy_size_and_centroids(open_dashboard):
     one_bit = dash.text(".dclab-bits-accuracy")
     page.get_by_role("button", name="random").click()  # Forgy: two weights picked at random
     dash.wait_for_change(".dclab-bits-accuracy", one_bit)
+
+    # trained quantization: the same setting with its centroids retrained, measured in the page's kernel
+    page.locator(".dclab-bit-width").get_by_role("button", name="retrained", exact=True).click()
+    page.wait_for_function(RETRAINED, timeout=60_000)
+    page.locator(".dclab-bit-width").get_by_role("button", name="not retrained", exact=True).click()
+    page.wait_for_function("() => document.querySelector('.dclab-bits-accuracy').innerText.includes('not retrained')",
+                           timeout=30_000)
     dash.assert_no_errors()

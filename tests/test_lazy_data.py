@@ -95,3 +95,13 @@ def test_prune_explorer_loads_a_lazy_training_set_only_when_retraining(fake_mnis
     assert lazy.loaded
     assert box.progress.value == box.progress.max == -(-SIZES["train"] // 128)  # one epoch of the 300 digits
 
+
+
+def test_a_count_reads_only_the_first_digits(fake_mnist):
+    head = load_mnist("train", root=fake_mnist, count=25)  # notebook 03's retrained centroids read 10,000 this way
+    full = load_mnist("train", root=fake_mnist)
+    assert len(head) == 25 and torch.equal(head.images, full.images[:25]) and torch.equal(head.labels, full.labels[:25])
+    assert load_mnist("train", root=fake_mnist, count=25) is head  # read once per process, as the whole split
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="count"):
+            load_mnist("train", root=fake_mnist, count=bad)

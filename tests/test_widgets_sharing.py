@@ -189,3 +189,73 @@ def test_a_newer_move_supersedes_a_running_pass(untrained_lenet300, synthetic_di
     assert box.state["accuracy"] == evaluate(box.model, synthetic_digits)
     assert 'data-state="measured"' in box.accuracy_label.value and "sharing 4 values" in box.accuracy_label.value
     assert _shown_accuracy(box) == pytest.approx(100 * box.state["accuracy"], abs=0.005)
+
+
+# ---------------------------------------------------------------- retrained centroids (trained quantization)
+
+
+def test_retrained_centroids_keep_the_indices_and_show_their_own_file_and_accuracy(untrained_lenet300,
+                                                                                   synthetic_digits):
+    from dclab.widgets.sharing import bit_width_explorer, retrained_codebook
+
+    box = bit_width_explorer(untrained_lenet300, synthetic_digits, layer="ip2", bits=2, progressive=False,
+                             train_data=synthetic_digits)
+    kmeans = box.state["codebook"]
+    accuracy_kmeans = box.state["accuracy"]
+    assert not box.state["retrained"] and "not retrained" in box.accuracy_label.value
+    box.retrained.value = True
+    book = box.state["codebook"]
+    assert box.state["retrained"] and "centroids retrained" in box.accuracy_label.value
+    assert torch.equal(book.indices, kmeans.indices)  # trained quantization moves centroids, never assignments
+    assert not torch.equal(book.centroids, kmeans.centroids)
+    expected = retrained_codebook(untrained_lenet300, "ip2", kmeans, synthetic_digits)  # deterministic: same seed
+    assert torch.allclose(book.centroids, expected.centroids)
+    assert _lines(box.figure.data[1]) == pytest.approx(sorted(book.centroids.tolist()))
+    layer = container.CompressedLayer.from_codebook("ip2", "fc", book, 2, 0)
+    data = container.to_bytes("layer", [layer], huffman=False)
+    assert _shown_bytes(box) == len(data) == box.state["dcz_bytes"]
+    decoded = container.from_bytes(data).layers[0]
+    assert torch.equal(decoded.weight(), book.weights().reshape(decoded.weight().shape).float())  # read back: the same weights
+    assert torch.equal(box.model.ip2.weight.detach(), book.weights())  # the working model holds what is shown
+    assert box.state["accuracy"] == evaluate(box.model, synthetic_digits)
+    assert _shown_accuracy(box) == pytest.approx(100 * box.state["accuracy"], abs=0.005)
+    assert torch.equal(box.model.ip1.weight.detach(), untrained_lenet300.ip1.weight.detach())  # only ip2 trained
+    box.retrained.value = False  # the comparison: k-means's centroids and their figure again
+    assert torch.equal(box.state["codebook"].centroids, kmeans.centroids)
+    assert box.state["accuracy"] == accuracy_kmeans
+
+
+def test_a_newer_move_stops_a_retraining_pass(untrained_lenet300, synthetic_digits, monkeypatch):
+    import threading
+
+    from dclab.widgets import sharing
+    from dclab.widgets.sharing import bit_width_explorer
+
+    box = bit_width_explorer(untrained_lenet300, synthetic_digits, layer="ip3", bits=3, estimate=False,
+                             progressive=True, train_data=synthetic_digits)
+    entered, gate, outcomes = threading.Event(), threading.Event(), []
+    real = sharing.retrained_codebook
+
+    def held(model, name, book, train_data, stale=None):  # the first retraining waits until the next move
+        if not entered.is_set():
+            entered.set()
+            gate.wait(timeout=60)
+        try:
+            result = real(model, name, book, train_data, stale)
+        except sharing.Superseded:
+            outcomes.append("stopped")
+            raise
+        outcomes.append(book.n_clusters)
+        return result
+
+    monkeypatch.setattr(sharing, "retrained_codebook", held)
+    box.retrained.value = True
+    assert entered.wait(timeout=60)
+    box.bits.value = 2
+    gate.set()
+    for worker in [t for t in threading.enumerate() if t.name == "dclab-measure"]:
+        worker.join(timeout=120)
+    box.wait()
+    assert outcomes == ["stopped", 4]  # the 3-bit retraining stopped at its next step; the 2-bit one ran
+    assert box.state["retrained"] and box.state["bits"] == 2
+    assert box.state["accuracy"] == evaluate(box.model, synthetic_digits)

@@ -187,16 +187,19 @@ class AccuracyPass:
             return self.staged.accuracy(keys, lambda layers: None, cancelled)  # the weights are loaded
 
     def measure(self, measuring: ProgressiveMeasure, model: nn.Module, show_estimate: Callable[[Estimate], None],
-                show_accuracy: Callable[[float], None], keep: Callable[[float], None] | None = None) -> None:
+                show_accuracy: Callable[[float], None], keep: Callable[[float], None] | None = None,
+                weights: Callable[[Callable[[], bool]], dict[str, torch.Tensor]] | None = None) -> None:
         """Measure ``model``'s weights as they are now (a snapshot), through ``measuring``.
 
         ``show_estimate(estimate)`` (when estimating) and then ``show_accuracy(accuracy)`` run under
         ``measuring.showing`` while no newer move has come; ``keep(accuracy)`` gets every full figure
-        measured to its end, current or not (a page's cache of settings)."""
-        weights = self.snapshot(model)
+        measured to its end, current or not (a page's cache of settings). ``weights(stale)``, when given,
+        computes the weights to measure inside the pass instead (notebook 03's retrained centroids: the
+        retraining runs where the test pass does, and a newer move stops it as it stops the pass)."""
+        snapshot = self.snapshot(model) if weights is None else None
 
         def run(stale: Callable[[], bool]) -> None:
-            self.load(weights)
+            self.load(snapshot if weights is None else weights(stale))
             if self.estimates:
                 estimate = self.estimate()
                 measuring.show(stale, lambda: show_estimate(estimate))

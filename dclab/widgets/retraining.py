@@ -13,14 +13,16 @@ import ipywidgets as W
 from dclab.viz import style
 
 
-def retrained_toggle(available: bool, what: str = "network") -> W.ToggleButtons:
-    """``retrained`` / ``not retrained`` (value True / False); disabled, on ``not retrained``, without a ladder."""
+def retrained_toggle(available: bool, what: str = "network", tooltip: str | None = None) -> W.ToggleButtons:
+    """``retrained`` / ``not retrained`` (value True / False); disabled, on ``not retrained``, without a ladder.
+    ``tooltip`` replaces the ladder's (notebook 03 retrains centroids, not a ladder)."""
+    if tooltip is None:
+        tooltip = (f"answer on the nearest {what} retrained after pruning (the ladder), or on the baseline "
+                   "pruned without retraining") if available else \
+            "no retrained ladder for this network (python -m dclab prepare climbs the zoo's ladders)"
     toggle = W.ToggleButtons(
         options=[("retrained", True), ("not retrained", False)], value=bool(available),
-        disabled=not available, style={"button_width": "110px"},
-        tooltip=(f"answer on the nearest {what} retrained after pruning (the ladder), or on the baseline "
-                 "pruned without retraining") if available else
-                "no retrained ladder for this network (python -m dclab prepare climbs the zoo's ladders)",
+        disabled=not available, style={"button_width": "110px"}, tooltip=tooltip,
     )
     toggle.add_class("dclab-retrained")
     return toggle

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from html import escape
+from typing import Callable
 
 import ipywidgets as W
 import plotly.graph_objects as go
@@ -12,13 +13,23 @@ from torch import nn
 
 from dclab.algorithms import quantize
 from dclab.codec import container
-from dclab.data import Digits
+from dclab.data import Digits, load_mnist
 from dclab.errors import DclabError
+from dclab.lessons.sharing import CENTROID_LR
+from dclab.lessons.store import single_thread
 from dclab.models import compressible_layers, layer_kind
+from dclab.pipeline.compress import finetune_centroids
+from dclab.pipeline.config import CompressionConfig
 from dclab.pipeline.session import Estimate
+from dclab.pipeline.staged import Superseded
 from dclab.viz.pruning import hist_counts, histogram_edges
 from dclab.viz.sharing import centroid_counts, centroid_lines, fig_bit_explorer
 from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_line
+from dclab.widgets.retraining import retrained_toggle
+
+RETRAIN_DIGITS = 10_000
+"""The training digits the bit-width widget retrains centroids on: MNIST's first 10,000, one epoch (~0.3 s for
+LeNet-300-100's ip1 on one thread)."""
 
 
 def layer_dcz(name: str, kind: str, codebook: quantize.Codebook, bits: int) -> bytes:
@@ -32,6 +43,26 @@ def sharing_formula_bytes(n: int, bits: int, b: int = 32) -> float:
     return (n * bits + 2**bits * b) / 8
 
 
+def retrained_codebook(model: nn.Module, name: str, book: quantize.Codebook, train_data: Digits,
+                       stale: Callable[[], bool] | None = None) -> quantize.Codebook:
+    """``book`` with its centroids retrained (trained quantization, ``finetune_centroids``, notebook 03).
+
+    Only layer ``name``'s centroids train (every other weight and bias of a copy of ``model`` is frozen), one
+    epoch over ``train_data`` at ``CENTROID_LR``; the indices stay. ``stale()`` is asked after every step, and
+    a True answer stops the training with ``Superseded`` (a newer move on a live page)."""
+    tuner = copy.deepcopy(model)
+    for p in tuner.parameters():
+        p.requires_grad_(False)
+
+    def check(_: nn.Module) -> None:
+        if stale is not None and stale():
+            raise Superseded
+
+    config = CompressionConfig(finetune_epochs=1, finetune_lr=CENTROID_LR)
+    tuned, _ = finetune_centroids(tuner, {name: book}, train_data, config, after_step=check, progress=False)
+    return tuned[name]
+
+
 def bit_width_explorer(
     model: nn.Module,
     test_data: Digits,
@@ -40,23 +71,29 @@ def bit_width_explorer(
     init: str = "linear",
     progressive: bool | None = None,
     estimate: bool | None = None,
+    retrained: bool = False,
+    train_data: Digits | None = None,
 ) -> W.VBox:
     """Share one layer's weights with 2**bits centroids: histogram, accuracy, measured size (notebook 03).
 
-    The chosen layer is quantized by k-means (the others stay float32, nothing is
-    retrained) and evaluated on all of ``test_data``; its size is the byte count of
-    the layer really written by ``dclab.codec.container``, shown beside the paper's formula.
+    The chosen layer is quantized by k-means (the others stay float32) and evaluated on all of
+    ``test_data``; its size is the byte count of the layer really written by ``dclab.codec.container``,
+    shown beside the paper's formula. *retrained* (the toggle; ``retrained`` its first value) retrains
+    the layer's centroids first (trained quantization, ``retrained_codebook``) on ``train_data`` (default:
+    MNIST's first ``RETRAIN_DIGITS`` training digits, read on first use), inside the measuring pass: the
+    figure shows the k-means centroids at once, then the retrained ones with their accuracy and file.
     ``model`` is not modified. A move redraws the figure and sizes at once, then measures the accuracy
     (``dclab.widgets.progressive``), as ``prune_explorer`` does: ``progressive`` (default: in a running
     kernel) in the background, a newer move stopping a running pass; ``estimate`` (default: in the
     background, when one full pass takes over ``ESTIMATE_AFTER_S``) a quick estimate on 1,000 stratified
     digits first, marked as such; a setting measured before answers from its cache.
 
-    Attributes for tests: ``layer``, ``bits``, ``init`` (controls); ``figure``;
-    ``accuracy_label``, ``size_label``; ``state`` (accuracy, codebook, dcz_bytes,
-    formula_bytes, ratio...; accuracy is None while measuring); ``measuring`` (``ProgressiveMeasure``:
-    serial, superseded); ``wait()`` (until the last move is measured).
+    Attributes for tests: ``layer``, ``bits``, ``init``, ``retrained`` (controls); ``figure``;
+    ``accuracy_label``, ``size_label``; ``state`` (accuracy, codebook, dcz_bytes, formula_bytes, ratio,
+    retrained (whether the codebook shown is retrained)...; accuracy is None while measuring); ``measuring``
+    (``ProgressiveMeasure``: serial, superseded); ``wait()`` (until the last move is measured).
     """
+    pristine = copy.deepcopy(model).eval()  # never changed: what the retrained centroids start from
     work = copy.deepcopy(model).eval()
     modules = compressible_layers(work)
     base = {n: m.weight.detach().clone() for n, m in modules.items()}
@@ -76,9 +113,11 @@ def bit_width_explorer(
         estimate = False  # answered at once, in the caller's thread: no one would see an estimate
     tester = AccuracyPass(work, test_data, estimate)  # its own copy: a background pass reads only that
     baseline = tester.baseline
-    books: dict[tuple, quantize.Codebook] = {}
-    results: dict[tuple, dict] = {}  # sizes, by (layer, bits, init)
-    accuracies: dict[tuple, float] = {}  # the full figure, by (layer, bits, init)
+    books: dict[tuple, quantize.Codebook] = {}  # k-means, by (layer, bits, init)
+    tuned: dict[tuple, quantize.Codebook] = {}  # retrained, by (layer, bits, init)
+    results: dict[tuple, dict] = {}  # sizes, by (layer, bits, init, retrained)
+    accuracies: dict[tuple, float] = {}  # the full figure, by (layer, bits, init, retrained)
+    training: dict[str, Digits] = {} if train_data is None else {"digits": train_data}
 
     layer_dd = W.Dropdown(options=names, value=layer, description="layer")
     layer_dd.add_class("dclab-bits-layer")
@@ -88,6 +127,9 @@ def bit_width_explorer(
     init_tb = W.ToggleButtons(options=list(quantize.INITS), value=init, description="initial centroids",
                               style={"description_width": "initial"})
     init_tb.add_class("dclab-bits-init")
+    retrain_tb = retrained_toggle(True, tooltip="retrain the shared centroids (trained quantization, one epoch "
+                                  f"of {RETRAIN_DIGITS:,} training digits), or k-means's centroids as they are")
+    retrain_tb.value = bool(retrained)
     accuracy_label = W.HTML()
     accuracy_label.add_class("dclab-bits-accuracy")
     size_label = W.HTML()
@@ -110,10 +152,10 @@ def bit_width_explorer(
         quantize.apply_codebooks_(work, {name: book})
         state["current_layer"] = name
 
-    def sizes(name: str, b: int, how: str) -> dict:
-        key = (name, b, how)
+    def sizes(key: tuple, book: quantize.Codebook) -> dict:
+        """The layer's file at this setting, for ``book`` (k-means's, or the retrained one), by ``(name, b, how, r)``."""
         if key not in results:
-            book = codebook(name, b, how)
+            name, b = key[0], key[1]
             data = layer_dcz(name, kinds[name], book, b)
             stats = container.from_bytes(data).stats[0]
             n = base[name].numel()
@@ -129,38 +171,68 @@ def bit_width_explorer(
         return results[key]
 
     def refresh(*_) -> None:
-        name, b, how = layer_dd.value, bits_slider.value, init_tb.value
+        name, b, how, r = layer_dd.value, bits_slider.value, init_tb.value, bool(retrain_tb.value)
         with measuring.showing:  # a background pass shows its figures after this redraw
-            book = update_state(name, b, how)
+            update_state(name, b, how, r)
             measure()  # first: in the background, the quick estimate runs while the figure is redrawn
-            state.update(sizes(name, b, how))
+            book = state["codebook"]  # measured at once (outside a kernel), a retrained one is already in
             e = edges[name]
             counts = hist_counts(base[name], e)
-            x, y = centroid_lines(book.centroids, float(counts.max()))
             with fig.batch_update():
                 fig.data[0].x = (e[1:] + e[:-1]) / 2
                 fig.data[0].width = e[1:] - e[:-1]
                 fig.data[0].y = counts
-                fig.data[1].x, fig.data[1].y = x, y
-                fig.data[2].x = book.centroids.numpy()
-                fig.data[2].y = centroid_counts(book)
-                fig.data[2].customdata = list(range(book.n_clusters))
+                draw_centroids(book, float(counts.max()))
                 fig.layout.annotations[0].text = f"{name}: weights and the {book.n_clusters} shared values"
             describe()
 
-    def update_state(name: str, b: int, how: str) -> quantize.Codebook:
+    def draw_centroids(book: quantize.Codebook, top: float) -> None:
+        x, y = centroid_lines(book.centroids, top)
+        fig.data[1].x, fig.data[1].y = x, y
+        fig.data[2].x = book.centroids.numpy()
+        fig.data[2].y = centroid_counts(book)
+        fig.data[2].customdata = list(range(book.n_clusters))
+
+    def update_state(name: str, b: int, how: str, r: bool) -> quantize.Codebook:
+        """Put the setting's codebook in the working model and ``state``: the retrained one when asked and already
+        retrained, else k-means's (its retrained centroids then come with the measuring pass)."""
         measuring.move()  # first: a pass still measuring the previous setting is stale from now on
-        book = codebook(name, b, how)
+        shown_retrained = r and (name, b, how) in tuned
+        book = tuned[(name, b, how)] if shown_retrained else codebook(name, b, how)
         share(name, book)  # the working model always holds what is shown
-        state.update(codebook=book, layer=name, bits=b, init=how, accuracy=accuracies.get((name, b, how)),
-                     estimate=None)
+        state.update(codebook=book, layer=name, bits=b, init=how, asked_retrained=r, retrained=shown_retrained,
+                     accuracy=accuracies.get((name, b, how, r)), estimate=None)
+        state.update(sizes((name, b, how, shown_retrained), book))
         return book
 
+    def retrain_weights(stale: Callable[[], bool]) -> dict[str, torch.Tensor]:
+        """Inside the measuring pass: the shown layer's centroids retrained (``retrained_codebook``), then shown
+        (figure, file, working model) unless a newer move came; the weights to measure."""
+        name, b, how = state["layer"], state["bits"], state["init"]
+        if "digits" not in training:
+            training["digits"] = load_mnist("train", count=RETRAIN_DIGITS)
+        with single_thread():  # the other core stays with the kernel, as for the test pass
+            book = retrained_codebook(pristine, name, codebook(name, b, how), training["digits"], stale)
+        tuned[(name, b, how)] = book
+        weights = AccuracyPass.snapshot(pristine)
+        weights[f"{name}.weight"] = book.weights().to(weights[f"{name}.weight"].dtype)
+
+        def show_retrained() -> None:
+            share(name, book)
+            state.update(codebook=book, retrained=True)
+            state.update(sizes((name, b, how, True), book))
+            draw_centroids(book, float(hist_counts(base[name], edges[name]).max()))
+            describe()
+
+        measuring.show(stale, show_retrained)
+        return weights
+
     def measure() -> None:
-        """The accuracy of what the working model holds, unless known: the estimate, then the full figure."""
+        """The accuracy of what the working model holds, unless known: the estimate, then the full figure
+        (retraining the centroids first when asked and not yet retrained)."""
         if state["accuracy"] is not None:
             return
-        key = (state["layer"], state["bits"], state["init"])
+        key = (state["layer"], state["bits"], state["init"], state["asked_retrained"])
 
         def keep(accuracy: float) -> None:  # the setting's figure, whether or not it is still shown
             accuracies[key] = accuracy
@@ -173,13 +245,21 @@ def bit_width_explorer(
             state["accuracy"] = accuracy
             describe_accuracy()
 
-        tester.measure(measuring, work, show_estimate, show_accuracy, keep)
+        needs_training = state["asked_retrained"] and not state["retrained"]
+        tester.measure(measuring, work, show_estimate, show_accuracy, keep,
+                       weights=retrain_weights if needs_training else None)
 
     def describe_accuracy() -> None:
         """The accuracy line: measured, or the quick estimate (marked as such), or the last figure greyed."""
         acc, estimate, name, book = state["accuracy"], state["estimate"], state["layer"], state["codebook"]
+        if state["retrained"]:
+            how = f"centroids retrained one epoch on {RETRAIN_DIGITS:,} training digits"
+        elif state["asked_retrained"]:
+            how = "retraining the centroids..."
+        else:
+            how = "k-means centroids, not retrained"
         setting = (f"<b>test accuracy</b> with {escape(name)} sharing {book.n_clusters} values "
-                   f'({escape(state["init"])} initialization; other layers fp32, no retraining): ')
+                   f'({escape(state["init"])} initialization, {how}; other layers fp32): ')
         if acc is not None:
             state["accuracy_html"] = (
                 f'{setting}<b class="dclab-bits-accuracy-value">{100 * acc:.2f}%</b> '
@@ -204,20 +284,21 @@ def bit_width_explorer(
             f'r = {r["formula_ratio"]:.2f}x</span></div>'
         )
 
-    first = update_state(layer, bits, init)
-    state.update(sizes(layer, bits, init))
+    first = update_state(layer, bits, init, False)
     tester.load(AccuracyPass.snapshot(work))  # the first answer at once: the figure is built complete from it
-    state["accuracy"] = accuracies[(layer, bits, init)] = tester.accuracy()
+    state["accuracy"] = accuracies[(layer, bits, init, False)] = tester.accuracy()
     # the figure is complete before it is wrapped: a FigureWidget changed before the browser connects renders empty
     fig = go.FigureWidget(fig_bit_explorer(base[layer], first, edges[layer], layer))
     fig.add_class("dclab-bits-figure")
     describe()
-    for control in (layer_dd, bits_slider, init_tb):
+    for control in (layer_dd, bits_slider, init_tb, retrain_tb):
         control.observe(refresh, names="value")
+    if retrained:
+        refresh()  # retrained from the start: the first pass retrains (the figure above is k-means's until then)
 
-    box = W.VBox([W.HBox([layer_dd, bits_slider]), init_tb, accuracy_label, size_label, fig])
+    box = W.VBox([W.HBox([layer_dd, bits_slider]), W.HBox([init_tb, retrain_tb]), accuracy_label, size_label, fig])
     box.add_class("dclab-bit-width")
-    box.layer, box.bits, box.init = layer_dd, bits_slider, init_tb
+    box.layer, box.bits, box.init, box.retrained = layer_dd, bits_slider, init_tb, retrain_tb
     box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
     box.model, box.base_weights = work, base
     box.measuring, box.wait = measuring, measuring.wait
