@@ -75,8 +75,8 @@ def report(arch: str, rows: list[dict], opening: dict, adopted: tuple[int, float
     delta = 100 * (opening["accuracy"] - opening["baseline"])
     lines += ["", f"The capstone opened on the cached ladder (the papers' rates and bits, as notebook 06 opens): "
               f"**{opening['ratio']:.1f}x ({opening['bytes']:,} bytes), {opening['accuracy']:.2%} ({delta:+.2f} points "
-              f"against {opening['baseline']:.2%})**, computed on {opening['rung']}. The standard error of the "
-              "difference of two 10,000-digit accuracies near 99% is about 0.13 point.", "",
+              f"against {opening['baseline']:.2%})**, computed on {opening['rung']}: "
+              f"{round(-delta * 100)} more of the 10,000 test digits misread than the baseline misreads.", "",
               f"The page's line: {opening['line']}"]
     return "\n".join(lines)
 

@@ -36,8 +36,15 @@ WIDGETS = {
                             {"sparsity": 0.80, "retrained": 0.20}),
     "bit-width widget (03)": (lambda model, test: bit_width_explorer(model, test, bits=4),
                               {"bits": 0.8, "init": 0.2}),
+    "bit-width widget (03), retrained centroids": (
+        lambda model, test: bit_width_explorer(model, test, bits=4, retrained=True), {"bits": 0.8, "init": 0.2}),
 }
 """Each widget, how it is built, and how often each control moves in the walk."""
+
+SHORT = {"prune": "prune explorer (02)", "bits": "bit-width widget (03)",
+         "bits-retrained": "bit-width widget (03), retrained centroids"}
+"""``--widgets`` names. The default walk (prune, bits) writes RESULTS.md's ``widget-latency``; any other choice
+its own section, ``widget-latency-<names>``."""
 
 
 def move(widget, rng: random.Random):
@@ -78,8 +85,10 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--networks", nargs="+", default=["lenet300", "lenet5"], choices=list(NETWORKS))
+    parser.add_argument("--widgets", nargs="+", default=["prune", "bits"], choices=list(SHORT))
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
+    widgets = {SHORT[name]: WIDGETS[SHORT[name]] for name in args.widgets}
 
     load_before = os.getloadavg()[0]
     test = load_mnist("test")
@@ -88,7 +97,7 @@ def main() -> None:
         model = zoo.pretrained(network)
         with single_thread():
             floor = dense_pass(model, test)
-        for title, (build, controls) in WIDGETS.items():
+        for title, (build, controls) in widgets.items():
             t = time.perf_counter()
             box = build(model, test)
             built = time.perf_counter() - t
@@ -115,11 +124,13 @@ def main() -> None:
     markdown = "\n".join([
         "## Widget latency, in-process (notebooks 02 and 03)",
         "",
-        f"`python benchmarks/widget_latency.py --moves {args.moves} --seed {args.seed}`: a seeded random walk per "
+        f"`python benchmarks/widget_latency.py --moves {args.moves} --seed {args.seed} --widgets {' '.join(args.widgets)}`"
+        ": a seeded random walk per "
         "widget and network, one arrow-key step (or toggle) at a time, each move timed from `control.value = new` "
         "to the end of the widget's update (masks or k-means, accuracy on all 10,000 test digits, encoded size, "
         "figure). The prune explorer answers on the retrained ladder (its default on the zoo's baselines; the "
-        "walk also flips it to *not retrained* and back). The floor is one dense test pass of the same model on "
+        "walk also flips it to *not retrained* and back); the bit-width widget with retrained centroids retrains the "
+        "layer's centroids (one epoch of 10,000 training digits) in every move that evaluates. The floor is one dense test pass of the same model on "
         f"one thread (the widgets' own setting), median of 5, before and after. Goal (issue 13): p50 of the moves "
         f"that evaluate (a setting not seen before: a test pass ran) at most {GOAL}x the floor; a setting seen "
         "before answers from the widget's cache (last column). "
@@ -135,7 +146,8 @@ def main() -> None:
     ])
     print(markdown)
     if not args.no_write:
-        write_section("widget-latency", markdown)
+        default = args.widgets == ["prune", "bits"]
+        write_section("widget-latency" if default else "widget-latency-" + "-".join(args.widgets), markdown)
 
 
 if __name__ == "__main__":

@@ -404,3 +404,18 @@ def test_preload_prepares_the_given_network_in_the_background():
     net = session.network("lenet300")
     assert net.model is model and list(net.layers) == ["ip1", "ip2", "ip3"]
     assert net.baseline_accuracy == evaluate(model, session.test_data, batch_size=2000)
+
+
+@pytest.mark.slow
+def test_the_opening_note_states_the_pages_first_numbers_beside_the_papers(dashboard):
+    from dclab import paper
+    from dclab.widgets.dashboard import opening_note
+
+    snap = dashboard.snapshot
+    note = opening_note(snap)
+    numbers = shown(dashboard)
+    assert f"{numbers['ratio']:.1f}x ({numbers['bytes']:,} bytes) at {numbers['accuracy']:.2f}%" in note
+    assert f"{100 * (snap.accuracy - snap.baseline_accuracy):+.2f} points" in note and snap.rung_label in note
+    row = paper.TABLE1["lenet300"]
+    assert "The paper's 40x: 98.42% against its baseline's 98.36% (+0.06 points)" in note
+    assert f"misread {row.error_before / (1 - snap.baseline_accuracy):.1f} times as many" in note

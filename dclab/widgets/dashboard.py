@@ -101,6 +101,23 @@ def numbers_html(snap: Snapshot, previous: float | None = None, serial: int = 0,
     )
 
 
+def opening_note(snap: Snapshot) -> str:
+    """What the page opened on, beside the paper's own figure for the same network (notebook 06), from ``snap``."""
+    title = NETWORKS.get(snap.network, snap.network)
+    if snap.accuracy is None:
+        raise DclabError("the snapshot's accuracy is not measured yet: call the dashboard's wait() first")
+    delta = 100 * (snap.accuracy - snap.baseline_accuracy)
+    line = (f"{title} opened on {snap.rung_label}: {snap.ratio:.1f}x ({snap.file_bytes:,} bytes) at "
+            f"{snap.accuracy:.2%}, {delta:+.2f} points against this baseline's {snap.baseline_accuracy:.2%}.")
+    row = paper.TABLE1.get(snap.network)
+    if row is None:
+        return line
+    ours = 1 - snap.baseline_accuracy
+    return (line + f" The paper's {row.ratio:g}x: {1 - row.error_after:.2%} against its baseline's "
+            f"{1 - row.error_before:.2%} ({100 * (row.error_before - row.error_after):+.2f} points); that "
+            f"baseline misread {row.error_before / ours:.1f} times as many test digits as this one.")
+
+
 def timing_html(snap: Snapshot, total_s: float, serial: int = 0, sizes_s: float | None = None,
                 sizes_cpu_s: float | None = None) -> str:
     """How long the last answer took, by step, and what came from the cache (``sizes_s``: until the
