@@ -133,9 +133,9 @@ def test_the_explorer_hides_and_shows_each_kind_of_point(point):
     assert all(box.visible().values())
 
 
-def test_kmeans_comparison_shares_the_rungs_survivors_both_ways(monkeypatch, untrained_lenet300, synthetic_digits):
-    """Notebook 07's optimal k-means section, on a deterministic one-rung ladder (an untrained LeNet-300-100 pruned
-    by magnitude): per layer the optimal squared error is never above Lloyd's, both keep the pruned zeros."""
+def one_rung_ladder(monkeypatch, untrained_lenet300) -> torch.nn.Module:
+    """A deterministic stand-in for the cached ladder: an untrained LeNet-300-100 pruned by magnitude at the papers'
+    rates as its one rung (``retrained_ladder`` patched to return it); the pruned network."""
     import copy
 
     from dclab.algorithms import prune
@@ -150,6 +150,13 @@ def test_kmeans_comparison_shares_the_rungs_survivors_both_ways(monkeypatch, unt
     base = ladder_module.Rung(0, 0.0, {n: 0.0 for n in rung.sparsities}, untrained_lenet300.state_dict(), None, 0.0)
     monkeypatch.setattr(ladder_module, "retrained_ladder",
                         lambda arch, progress=True: ladder_module.Ladder(arch, [base, rung]))
+    return net
+
+
+def test_kmeans_comparison_shares_the_rungs_survivors_both_ways(monkeypatch, untrained_lenet300, synthetic_digits):
+    """Notebook 07's optimal k-means section, on a deterministic one-rung ladder (an untrained LeNet-300-100 pruned
+    by magnitude): per layer the optimal squared error is never above Lloyd's, both keep the pruned zeros."""
+    net = one_rung_ladder(monkeypatch, untrained_lenet300)
 
     result = frontier.kmeans_comparison("lenet300", synthetic_digits, fc_bits=3)
     assert [r["layer"] for r in result["rows"]] == ["ip1", "ip2", "ip3"]
@@ -345,3 +352,24 @@ def test_the_gains_sentence_says_what_each_recipe_file_measured(point):
     assert "REDUCED" not in line
     line = frontier.gains_sentence(frontier.gains([default, smaller, larger], point.arch, "noloss"), "noloss")
     assert "5,000 bytes larger for -0.35% of error" in line and line.endswith("(REDUCED runs: not the recipes' full results)")
+
+
+def test_the_allocated_file_reads_back_within_its_budget(monkeypatch, untrained_lenet300, synthetic_digits, tmp_path):
+    """Notebook 07's allocation section, on a deterministic one-rung ladder (an untrained LeNet-300-100 pruned by
+    magnitude at the papers' rates): both files are on disk at the bytes reported, the allocated one no larger,
+    and the model read back from each errs within the budget."""
+    from dclab.codec.container import read_dcz
+    from dclab.pipeline import load_model
+    from dclab.train import test_error
+
+    one_rung_ladder(monkeypatch, untrained_lenet300)
+
+    result = frontier.allocated_file("lenet300", synthetic_digits, tmp_path, max_error=0.95, max_steps=3,
+                                     cached=False)  # a stand-in ladder: nothing kept
+    start, end = result["files"]["start"], result["files"]["allocated"]
+    for f in (start, end):
+        assert f["path"].stat().st_size == f["bytes"]
+        assert f["error"] == test_error(load_model(read_dcz(f["path"])), synthetic_digits) <= 0.95
+    assert end["bytes"] <= start["bytes"] and (end["bytes"] < start["bytes"]) == bool(result["moves"])
+    sentence = frontier.allocation_sentence(result)
+    assert f"{start['bytes']:,} bytes" in sentence and f"{end['bytes']:,} bytes" in sentence and "nothing trained" in sentence

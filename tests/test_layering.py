@@ -22,6 +22,7 @@ LAYERS = {
     1: ["paths", "progress", "serve", "data", "models", "models.layers", "models.lenet", "models.squeezenet",
         "models.rnn", "models.reference", "train", "zoo"],
     2: ["pipeline", "pipeline.config", "pipeline.report", "pipeline.compress", "pipeline.ladder", "pipeline.staged", "pipeline.session",
+        "pipeline.allocate",
         "lessons", "lessons.store", "lessons.pruning", "lessons.sharing", "lessons.coding", "lessons.squeezenet", "lessons.frontier",
         "lectures", "student", "exercises", "exercises._core", "exercises.numformats", "exercises.pruning",
         "exercises.sharing", "exercises.coding", "exercises.squeezenet"],

@@ -299,3 +299,59 @@ def with_float16_biases(point: FilePoint, test_data: Digits, folder: Path) -> di
             "float16 biases: bytes": size, "saved": point.bytes - size,
             "float32 biases: error": point.error, "float16 biases: error": error, "ratio": paper.ORIGINAL_BYTES[point.arch] / size,
             "path": path}
+
+
+def allocated_file(arch: str, test_data: Digits, folder: Path, max_error: float | None = None,
+                   max_steps: int = 80, cached: bool = True) -> dict[str, Any]:
+    """Per-layer allocation (``dclab.pipeline.allocate``) from the ladder's rung at the papers' rates, at the default
+    recipe's bits and float16 biases, under ``max_error`` (default: the frontier goal's error, ``GOALS``); nothing
+    is trained. The start and the allocated setting are written into ``folder`` as ``.dcz`` files and read back:
+    bytes on disk and the error of the model decoded from each (notebook 07; benchmarks/allocation.py for both
+    LeNets). ``cached``: the search's result is kept by ``store.cached_result`` (the files are written anew)."""
+    import dataclasses
+
+    from dclab.codec.container import read_dcz
+    from dclab.lessons.store import baseline_fingerprint, cached_result
+    from dclab.pipeline import CompressionConfig, compress_weights, load_model
+    from dclab.pipeline import allocate as allocation
+    from dclab.pipeline.ladder import ladder_dir, retrained_ladder
+    from dclab.train import test_error
+
+    rung = retrained_ladder(arch, progress=False).rung_for(paper.SPARSITY[arch])
+    start = CompressionConfig(sparsity=dict(rung.sparsities), bias_bits=16)
+    budget = GOALS[arch]["error"] if max_error is None else max_error
+    model = rung.model(arch)
+
+    def search() -> dict[str, Any]:
+        begin = time.perf_counter()
+        result = allocation.allocate(model, test_data, start, budget, arch=arch, max_steps=max_steps)
+        return {"steps": [{"sparsity": s.sparsity, "bits": s.bits} for s in (result.steps[0], result.best)],
+                "moves": [s.move for s in result.steps[1:]], "evaluations": result.evaluations,
+                "seconds": time.perf_counter() - begin}
+
+    settings = {"arch": arch, "baseline": baseline_fingerprint(arch), "ladder": ladder_dir(arch).name,
+                "rung": rung.index, "max_error": budget, "max_steps": max_steps, "digits": len(test_data),
+                "density_step": allocation.DENSITY_STEP, "min_bits": allocation.MIN_BITS, "version": 1}
+    found = cached_result("allocation", settings, search) if cached else search()
+    files = {}
+    for what, step in zip(("start", "allocated"), found["steps"]):
+        config = dataclasses.replace(start, sparsity=dict(step["sparsity"]), layer_bits=dict(step["bits"]))
+        path = Path(folder) / f"{arch}-{what}.dcz"
+        path.write_bytes(compress_weights(model, config)[1])
+        files[what] = {"bytes": path.stat().st_size, "error": test_error(load_model(read_dcz(path)), test_data),
+                       "setting": ", ".join(f"{n} {step['sparsity'][n]:.1%} / {step['bits'][n]} bits"
+                                            for n in step["sparsity"]),
+                       "path": path}
+    return {"network": TITLES.get(arch, arch), "arch": arch, "rung": rung.describe(), "max_error": budget,
+            "files": files, "moves": found["moves"], "evaluations": found["evaluations"], "seconds": found["seconds"]}
+
+
+def allocation_sentence(res: dict[str, Any]) -> str:
+    """What ``allocated_file`` measured, in words: the two files, the moves, and the search's cost."""
+    start, end = res["files"]["start"], res["files"]["allocated"]
+    ratio = paper.ORIGINAL_BYTES[res["arch"]]
+    return (f"{res['network']}, from the rung with {res['rung']}: {start['bytes']:,} bytes ({ratio / start['bytes']:.1f}x)"
+            f" at {start['error']:.2%} -> {end['bytes']:,} bytes ({ratio / end['bytes']:.1f}x) at {end['error']:.2%} "
+            f"(budget {res['max_error']:.2%}), in {len(res['moves'])} moves: {', '.join(res['moves']) or 'none'}; "
+            f"{res['evaluations']} settings measured in {res['seconds']:.0f} s, nothing trained. Allocated per layer: "
+            f"{end['setting']}.")
