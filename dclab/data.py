@@ -9,10 +9,14 @@ costs a kernel ~90 MB of its own memory, and a page that shows the 10,000 test d
 The 60,000 training digits (188 MB as float32) are needed only to retrain; ``load_mnist("train",
 lazy=True)`` returns a :class:`LazyDigits` that reads them on first use, so a page that merely offers
 a "retrain" button does not hold them (``benchmarks/page_memory.py`` measures what each page holds).
+A whole split is kept, normalised, as a float32 file in dclab's cache and mapped into memory copy-on-write
+(``MAPPED_MIN_DIGITS``): every kernel on a machine that maps the same file shares its pages, so thirty
+students' pages hold the 10,000 test digits (31 MB) once, not thirty times.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import socket
@@ -21,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
+import numpy as np
 import torch
 
+from dclab.cache import atomic_write
 from dclab.errors import DataNotFoundError
-from dclab.paths import data_root
+from dclab.paths import cache_dir, data_root
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -33,6 +39,8 @@ MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 DOWNLOAD_TIMEOUT_S = 15
+MAPPED_MIN_DIGITS = 5_000
+"""A whole split of at least this many digits is mapped from a float32 file in dclab's cache (``_mapped``)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,49 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None,
 
 @functools.lru_cache(maxsize=4)
 def _load(split: str, root: str, count: int | None = None) -> Digits:
+    if count is None:
+        mapped = _mapped(split, Path(root))
+        if mapped is not None:
+            return mapped
     return _read(split, Path(root), count)
+
+
+def _mapped(split: str, root: Path) -> Digits | None:
+    """The whole split with its normalised images mapped copy-on-write from a float32 ``.npy`` in dclab's cache.
+
+    Kernels that map the same file share its pages (a write to a mapped tensor makes that page the writer's
+    own; the file never changes). The file is written on first use, named by the IDX file it came from (path,
+    size, time) and the normalisation. None (the caller reads the split into memory) for a split smaller than
+    ``MAPPED_MIN_DIGITS`` or when the cache cannot be written; a damaged file is written again."""
+    ensure_mnist(root)
+    raw = root / "MNIST" / "raw"
+    image_file, label_file = MNIST_FILES[split]
+    count = mnist_count(split, root)
+    if count < MAPPED_MIN_DIGITS:
+        return None
+    stat = (raw / image_file).stat()
+    key = f"{(raw / image_file).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{MNIST_MEAN}|{MNIST_STD}|float32-v1"
+    path = cache_dir() / "mnist" / f"{split}-images-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+    for attempt in range(2):
+        if not path.is_file() or attempt:
+            digits = _read(split, root)
+            try:
+                atomic_write(path, lambda tmp: _save_npy(tmp, digits.images.numpy()))
+            except OSError:
+                return digits  # a cache that cannot be written: the split stays in this process's memory
+            del digits
+        try:
+            images = torch.from_numpy(np.load(path, mmap_mode="c"))
+        except (OSError, ValueError):
+            continue  # damaged: written again
+        if images.shape == (count, 1, 28, 28) and images.dtype == torch.float32:
+            return Digits(images, read_idx(raw / label_file).long())
+    return None
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a temporary name
+        np.save(f, array)
 
 
 def _read(split: str, root: Path, count: int | None = None) -> Digits:

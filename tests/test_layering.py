@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dclab"
 
 # rank: a module may import modules of its own rank or lower, never higher
 LAYERS = {
-    0: ["errors", "deprecation", "cache", "paper", "hardware", "numformats",
+    0: ["errors", "deprecation", "cache", "memory", "paper", "hardware", "numformats",
         "algorithms", "algorithms.prune", "algorithms.quantize", "algorithms.lowrank",
         "codec", "codec.sparse", "codec.huffman", "codec.container", "codec.entropy"],
     1: ["paths", "progress", "serve", "data", "models", "models.layers", "models.lenet", "models.squeezenet",

@@ -5,6 +5,7 @@ digits but not the training ones is checked where it runs (tests/test_notebooks.
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,3 +106,44 @@ def test_a_count_reads_only_the_first_digits(fake_mnist):
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="count"):
             load_mnist("train", root=fake_mnist, count=bad)
+
+
+def test_a_whole_split_is_mapped_copy_on_write_from_a_float32_file_in_the_cache(fake_mnist, tmp_path, monkeypatch):
+    import numpy as np
+
+    from dclab import data
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DCLAB_CACHE", str(cache))
+    monkeypatch.setattr(data, "MAPPED_MIN_DIGITS", 100)  # the fake split (300 digits) counts as a big one
+    data._load.cache_clear()
+    expected = data._read("train", fake_mnist)
+    digits = load_mnist("train", root=fake_mnist)
+    files = list((cache / "mnist").glob("train-images-*.npy"))
+    assert len(files) == 1 and torch.equal(digits.images, expected.images) and torch.equal(digits.labels, expected.labels)
+    if Path("/proc/self/maps").is_file():  # Linux: the images are the file's pages, not a copy
+        assert str(files[0]) in Path("/proc/self/maps").read_text()
+    digits.images[0].fill_(7.0)  # a write stays in this process: the file never changes
+    assert np.array_equal(np.load(files[0]), expected.images.numpy())
+
+    data._load.cache_clear()
+    files[0].write_bytes(files[0].read_bytes()[:1000])  # damaged: written again
+    again = load_mnist("train", root=fake_mnist)
+    assert torch.equal(again.images, expected.images) and files[0].stat().st_size > 1000
+
+    data._load.cache_clear()
+    monkeypatch.setattr(data, "atomic_write", lambda *a, **k: (_ for _ in ()).throw(PermissionError("read-only")))
+    files[0].unlink()
+    in_memory = load_mnist("train", root=fake_mnist)  # a cache that cannot be written: read into memory
+    assert torch.equal(in_memory.images, expected.images) and not files[0].exists()
+    data._load.cache_clear()
+
+
+def test_a_small_split_is_read_into_memory(fake_mnist, tmp_path, monkeypatch):
+    from dclab import data
+
+    monkeypatch.setenv("DCLAB_CACHE", str(tmp_path / "cache"))
+    data._load.cache_clear()
+    assert len(load_mnist("test", root=fake_mnist)) == SIZES["test"] < data.MAPPED_MIN_DIGITS
+    assert not (tmp_path / "cache" / "mnist").exists()
+    data._load.cache_clear()

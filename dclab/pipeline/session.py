@@ -39,6 +39,7 @@ from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.pipeline import CompressionConfig, CompressionReport, WeightCache
 from dclab.pipeline.ladder import LEVELS, Ladder, Rung, ladder_for, retrained_ladder
+from dclab.memory import release_freed_memory
 from dclab.pipeline.staged import EVAL_BATCH, StagedAccuracy, Superseded, staged_forward
 
 __all__ = ["HIST_BINS", "LayerView", "Snapshot", "NetworkCache", "CompressionSession", "Superseded", "staged_forward"]
@@ -406,11 +407,7 @@ class CompressionSession:
             # glibc gives this thread a malloc arena of its own, which keeps what the loading freed (the
             # baseline's test pass, the sorts: ~60 MB of a reader's kernel, benchmarks/page_memory.py)
             # unless asked to hand it back; the memory still in use is untouched
-            import ctypes
-
-            trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only; elsewhere nothing to do
-            if trim is not None:
-                trim(0)
+            release_freed_memory()
 
         thread = threading.Thread(target=load, daemon=True, name="dclab-preload")
         thread.start()

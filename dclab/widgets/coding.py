@@ -12,6 +12,7 @@ from torch import nn
 from dclab.data import Digits
 from dclab.deprecation import renamed_keywords
 from dclab.errors import DclabError
+from dclab.memory import release_freed_memory
 from dclab.models import TITLES
 from dclab.pipeline import CompressionConfig, CompressionReport, arch_of
 from dclab.pipeline.session import CompressionSession
@@ -186,4 +187,5 @@ def pipeline_widget(model: nn.Module, test_data: Digits, sparsity: float = 0.8, 
     box.retrained, box.rung_label = retrain, rung_label
     box.point, box.baseline_error, box.session = first, base_error, session
     show_numbers(first)  # the figure was built from this point already
+    release_freed_memory()  # what building the page freed (its first test pass, sorts), back to the system
     return box

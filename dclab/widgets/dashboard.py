@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from dclab import paper
 from dclab.errors import DclabError
+from dclab.memory import release_freed_memory
 from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
 from dclab.pipeline.session import CompressionSession, Estimate, Snapshot
 from dclab.viz import style
@@ -470,6 +471,7 @@ def compression_dashboard(
     show_measured(snap)
     if preload:
         session.preload(*[n for n in NETWORKS if n != picker.value])
+    release_freed_memory()  # what building the page freed (its first test pass, sorts), back to the system
     return box
 
 

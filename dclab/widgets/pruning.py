@@ -18,6 +18,7 @@ from dclab.data import Digits
 from dclab.errors import DclabError
 from dclab.lessons.pruning import PRUNE_GAP_BITS, RETRAIN_LR, prune_and_retrain
 from dclab.lessons.store import single_thread
+from dclab.memory import release_freed_memory
 from dclab.models import compressible_layers, layer_kind
 from dclab.pipeline.ladder import ladder_for
 from dclab.pipeline.session import Estimate
@@ -381,4 +382,5 @@ def prune_explorer(
     box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
     box.model, box.base_weights, box.edges = work, base, edges
     box.measuring, box.wait, box.retrain = measuring, measuring.wait, retrain
+    release_freed_memory()  # what building the page freed (its first test pass, sorts), back to the system
     return box

@@ -17,6 +17,7 @@ from dclab.data import Digits, load_mnist
 from dclab.errors import DclabError
 from dclab.lessons.sharing import CENTROID_LR
 from dclab.lessons.store import single_thread
+from dclab.memory import release_freed_memory
 from dclab.models import compressible_layers, layer_kind
 from dclab.pipeline.compress import finetune_centroids
 from dclab.pipeline.config import CompressionConfig
@@ -302,4 +303,5 @@ def bit_width_explorer(
     box.figure, box.accuracy_label, box.size_label, box.state = fig, accuracy_label, size_label, state
     box.model, box.base_weights = work, base
     box.measuring, box.wait = measuring, measuring.wait
+    release_freed_memory()  # what building the page freed (its first test pass, sorts), back to the system
     return box
