@@ -47,6 +47,16 @@ def _per_layer(spec: str | None, what: str) -> float | dict[str, float] | None:
         raise DclabError(f"--{what} takes a number or NAME=NUMBER,... (e.g. ip1=0.95,ip2=0.9), not {spec!r}") from None
 
 
+def _layer_bits(spec: str | None) -> dict[str, int] | None:
+    """``"ip1=3,ip3=4"`` -> ``{"ip1": 3, "ip3": 4}`` (bits per index of those layers; the others by kind)."""
+    values = _per_layer(spec, "layer-bits")
+    if values is None:
+        return None
+    if not isinstance(values, dict) or any(v != int(v) for v in values.values()):
+        raise DclabError(f"--layer-bits takes NAME=BITS,... with whole numbers (e.g. ip1=3,ip3=4), not {spec!r}")
+    return {name: int(v) for name, v in values.items()}
+
+
 class _RenamedFlag(argparse.Action):
     """An old flag: stores into the new flag's value and says, once, what it is called now."""
 
@@ -73,6 +83,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         "quality": _per_layer(args.quality, "quality"),
         "conv_bits": args.bits_conv,
         "fc_bits": args.bits_fc,
+        "layer_bits": _layer_bits(args.layer_bits),
         "conv_gap_bits": args.gap_bits_conv,
         "fc_gap_bits": args.gap_bits_fc,
         "prune_steps": args.prune_steps,
@@ -166,6 +177,8 @@ def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--quality", help="threshold in stds of the layer's weights: 1.0, or per layer")
     compress.add_argument("--bits-conv", type=int, help="bits per weight index, conv layers (8)")
     compress.add_argument("--bits-fc", type=int, help="bits per weight index, fc layers (5)")
+    compress.add_argument("--layer-bits", help="bits per weight index of named layers, e.g. ip1=3,ip3=4 "
+                                               "(the others by kind; as benchmarks/allocation.py allocates)")
     compress.add_argument("--gap-bits-conv", type=int, help="bits per sparse gap, conv layers (8)")
     compress.add_argument("--gap-bits-fc", type=int, help="bits per sparse gap, fc layers (5)")
     for kind in ("conv", "fc"):  # dclab 1's names, still accepted

@@ -27,6 +27,9 @@ BAD = [
     (["compress", "lenet300", "--bits-fc", "five"], "invalid int value"),
     (["compress", "lenet300", "--init", "kmeans++"], "invalid choice"),
     (["compress", "alexnet"], "no trained baseline called 'alexnet'"),
+    (["compress", "lenet300", "--layer-bits", "ip1=0"], "bits of layer 'ip1' must be an integer from 1 to 16"),
+    (["compress", "lenet300", "--layer-bits", "ip1=2.5"], "--layer-bits takes NAME=BITS"),
+    (["compress", "lenet300", "--layer-bits", "ip9=3"], "the model has no layer ip9"),
     (["inspect", "missing.dcz"], "no such file: missing.dcz"),
     (["evaluate", "missing.dcz"], "no such file: missing.dcz"),
 ]
@@ -52,7 +55,7 @@ def test_bad_options_fail_with_one_line(args, reason, tmp_path, monkeypatch, cap
     _one_line_error(capsys.readouterr().err, reason)
 
 
-@pytest.mark.parametrize("case", [0, 1, 8, 9], ids=["bits-0", "bits-17", "unknown-model", "missing-file"])
+@pytest.mark.parametrize("case", [0, 1, 8, 12], ids=["bits-0", "bits-17", "unknown-model", "missing-file"])
 def test_bad_options_exit_nonzero_in_a_shell(case, tmp_path):
     args, reason = BAD[case]
     done = dclab(*args, cwd=tmp_path)
@@ -115,3 +118,23 @@ def test_compress_with_the_frontier_recipe_writes_its_file_and_the_cached_copy(l
         assert str(cached) in capsys.readouterr().out
     finally:
         cached.unlink(missing_ok=True)
+
+
+def test_layer_bits_set_the_named_layers_codebooks(lenet300, tmp_path):
+    """``--layer-bits ip1=3`` (what benchmarks/allocation.py allocates): ip1 shares at most 2**3 values, the other
+    fc layers keep the fc bits; the file records the setting."""
+    from dclab.cli import main
+    from dclab.codec.container import read_dcz
+    from dclab.lessons.coding import compressed_path
+    from dclab.pipeline import CompressionConfig
+
+    out = tmp_path / "allocated.dcz"
+    quick = ["--prune-steps", "1", "--retrain-epochs", "1", "--finetune-epochs", "1", "--train-subset", "600"]
+    assert main(["compress", "lenet300", "--layer-bits", "ip1=3", "--bits-fc", "5", "--out", str(out), *quick]) == 0
+    dcz = read_dcz(out)
+    bits = {layer.name: layer.bits for layer in dcz.layers}
+    assert bits == {"ip1": 3, "ip2": 5, "ip3": 5} and dcz.meta["config"]["layer_bits"] == {"ip1": 3}
+    assert all(len(layer.centroids) <= 2 ** layer.bits for layer in dcz.layers)
+    config = CompressionConfig.preset("lenet300", layer_bits={"ip1": 3}, fc_bits=5, prune_steps=1, retrain_epochs=1,
+                                      finetune_epochs=1, train_subset=600)
+    compressed_path("lenet300", config).unlink(missing_ok=True)  # the copy the command cached

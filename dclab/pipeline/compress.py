@@ -85,8 +85,10 @@ def check_storable(model: nn.Module) -> None:
 def layer_sparsities(
     model: nn.Module, arch: str | None, config: CompressionConfig
 ) -> dict[str, float]:
-    """The final sparsity of every compressible layer (quality converted on the current weights)."""
+    """The final sparsity of every compressible layer (quality converted on the current weights). Refuses a
+    per-layer setting (sparsity, quality, ``layer_bits``) that names a layer the model does not have."""
     layers = models.compressible_layers(model)
+    _check_names(config.layer_bits, layers)
     if config.quality is not None:
         quality = config.quality
         _check_names(quality, layers)
