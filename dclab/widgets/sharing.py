@@ -206,10 +206,11 @@ def bit_width_explorer(
         state.update(sizes((name, b, how, shown_retrained), book))
         return book
 
-    def retrain_weights(stale: Callable[[], bool]) -> dict[str, torch.Tensor]:
-        """Inside the measuring pass: the shown layer's centroids retrained (``retrained_codebook``), then shown
-        (figure, file, working model) unless a newer move came; the weights to measure."""
-        name, b, how = state["layer"], state["bits"], state["init"]
+    def retrain_weights(setting: tuple[str, int, str], stale: Callable[[], bool]) -> dict[str, torch.Tensor]:
+        """Inside the measuring pass: the centroids of ``setting`` (layer, bits, init: the move's, read when it was
+        made) retrained (``retrained_codebook``), then shown (figure, file, working model) unless a newer move came;
+        the weights to measure."""
+        name, b, how = setting
         if "digits" not in training:
             training["digits"] = load_mnist("train", count=RETRAIN_DIGITS)
         with single_thread():  # the other core stays with the kernel, as for the test pass
@@ -246,9 +247,10 @@ def bit_width_explorer(
             state["accuracy"] = accuracy
             describe_accuracy()
 
+        setting = key[:3]
         needs_training = state["asked_retrained"] and not state["retrained"]
         tester.measure(measuring, work, show_estimate, show_accuracy, keep,
-                       weights=retrain_weights if needs_training else None)
+                       weights=(lambda stale: retrain_weights(setting, stale)) if needs_training else None)
 
     def describe_accuracy() -> None:
         """The accuracy line: measured, or the quick estimate (marked as such), or the last figure greyed."""
