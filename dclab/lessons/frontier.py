@@ -355,3 +355,154 @@ def allocation_sentence(res: dict[str, Any]) -> str:
             f"(budget {res['max_error']:.2%}), in {len(res['moves'])} moves: {', '.join(res['moves']) or 'none'}; "
             f"{res['evaluations']} settings measured in {res['seconds']:.0f} s, nothing trained. Allocated per layer: "
             f"{end['setting']}.")
+
+
+# ---------------------------------------------------------------- training methods: DSD and TTQ (issue 15)
+
+TRAINING_METHODS: dict[str, dict[str, Any]] = {
+    # short, for two shared cores (LeNet-300-100 ~2 s an epoch, LeNet-5 ~9 s): benchmarks/training_methods.py
+    "lenet300": {"dsd": {"sparse_epochs": 4, "dense_epochs": 4}, "ttq_epochs": 4},
+    "lenet5": {"dsd": {"sparse_epochs": 2, "dense_epochs": 2}, "ttq_epochs": 2},
+}
+"""The schedule of the training-methods experiment: the DSD phases' epochs (``pipeline.dsd.dsd``'s rates, 1/5 then
+1/10 of the baseline's), and the epochs of trained ternary quantization (``pipeline.ternary.train_ternary``)."""
+
+TRAINING_METHODS_VERSION = 1
+
+
+def training_methods_config(arch: str) -> "CompressionConfig":
+    """The recipe every file of the experiment is compressed with: the frontier recipe as it is (so its file is the
+    one ``python -m dclab compress ARCH --recipe frontier`` caches and the chart above shows)."""
+    return recipe_config(arch, "frontier")
+
+
+def _training_methods_settings(arch: str) -> dict[str, Any] | None:
+    from dclab import zoo
+    from dclab.cache import fingerprint
+    from dclab.pipeline.dsd import DSD_SPARSITY
+
+    path = zoo.checkpoint_path(arch)
+    if not path.is_file():
+        return None
+    return {"arch": arch, "baseline": fingerprint(path), "config": training_methods_config(arch).to_dict(),
+            "schedule": TRAINING_METHODS[arch], "dsd_sparsity": DSD_SPARSITY, "version": TRAINING_METHODS_VERSION}
+
+
+def training_methods(arch: str, folder: Path, *, refresh: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Dense-sparse-dense retraining and trained ternary quantization against the frontier recipe, as real files
+    (issue 15; benchmarks/training_methods.py; minutes of training, cached by ``store.cached_result``).
+
+    Every file uses ``training_methods_config(arch)``: (1) the frontier file, ``compress`` of the zoo's baseline
+    (``coding.config_run``, cached); (2) DSD, then the same ``compress`` of the DSD network; (3) the frontier file's
+    network with its fc layers made ternary and trained (``train_ternary``, its pruning kept), with every fc layer,
+    and with every fc layer but the last. Each file is written into ``folder``, read back, and its model's error
+    measured on the 10,000 test digits; the training time and load average of each are recorded."""
+    import os
+    import shutil
+
+    from dclab import zoo
+    from dclab.data import load_mnist
+    from dclab.lessons.coding import config_run
+    from dclab.lessons.store import cached_result
+    from dclab.models import compressible_layers, layer_kind
+    from dclab.pipeline import compress, load_model
+    from dclab.pipeline.dsd import dsd
+    from dclab.pipeline.ternary import train_ternary
+    from dclab.train import test_error
+
+    zoo.pretrained(arch, progress=progress)
+    settings = _training_methods_settings(arch)
+    config, schedule = training_methods_config(arch), TRAINING_METHODS[arch]
+    folder = Path(folder)
+
+    def written(method: str, data: bytes | Path, seconds: float, load: tuple[float, float], command: str,
+                **extra: Any) -> dict[str, Any]:
+        path = folder / f"{arch}-{method}.dcz"
+        if isinstance(data, Path):
+            shutil.copyfile(data, path)
+        else:
+            path.write_bytes(data)
+        size = path.stat().st_size
+        return {"method": method, "bytes": size, "ratio": paper.ORIGINAL_BYTES[arch] / size,
+                "error": test_error(load_model(path), test), "training seconds": seconds, "load": list(load),
+                "command": command, "file": path.name, **extra}
+
+    def compute() -> dict[str, Any]:
+        folder.mkdir(parents=True, exist_ok=True)
+        baseline = zoo.pretrained(arch, progress=progress)
+        train = load_mnist("train")
+        rerun = f"python benchmarks/training_methods.py --arches {arch} --out-dir DIR"
+        rows = []
+        load = os.getloadavg()[0]
+        run = config_run(arch, config, recipe="frontier", progress=progress)  # = pipeline_run's full frontier run
+        rows.append(written("frontier", run.path, float(run.dcz.meta["seconds"]), (load, os.getloadavg()[0]),
+                            run.command,
+                            cached=not run.computed))
+        load = os.getloadavg()[0]
+        dense = dsd(baseline, train, **schedule["dsd"], progress=progress)
+        result = compress(dense.model, config, train_data=train, test_data=test, arch=arch, progress=progress)
+        rows.append(written("dsd-frontier", result.dcz, dense.seconds + float(result.report.seconds or 0.0),
+                            (load, os.getloadavg()[0]), rerun, dsd_seconds=dense.seconds,
+                            dense_error=test_error(dense.model, test)))
+        frontier_net = load_model(run.dcz)
+        fc = [n for n, m in compressible_layers(frontier_net).items() if layer_kind(m) == "fc"]
+        for method, layers in (("ttq-fc", fc), ("ttq-fc-but-last", fc[:-1])):
+            load = os.getloadavg()[0]
+            ternary = train_ternary(frontier_net, config, layers=layers, epochs=schedule["ttq_epochs"],
+                                    train_data=train, test_data=test, arch=arch, progress=progress)
+            rows.append(written(method, ternary.dcz, float(ternary.report.seconds or 0.0),
+                                (load, os.getloadavg()[0]), rerun, layers=layers))
+        return {"arch": arch, "baseline error": test_error(baseline, test), "rows": rows,
+                "schedule": schedule, "threads": 1}
+
+    test = load_mnist("test")
+    return cached_result("training_methods", settings, compute, refresh=refresh)
+
+
+def stored_training_methods(arch: str) -> dict[str, Any] | None:
+    """``training_methods``' result if benchmarks/training_methods.py has cached it for this baseline, else None;
+    never trains (notebook 07 in CI shows a message instead)."""
+    from dclab.lessons.store import stored_result
+
+    settings = _training_methods_settings(arch)
+    return None if settings is None else stored_result("training_methods", settings)
+
+
+TRAINING_METHOD_NAMES = {"frontier": "frontier recipe", "dsd-frontier": "DSD, then the frontier recipe",
+                         "ttq-fc": "frontier file, every fc layer ternary (TTQ)",
+                         "ttq-fc-but-last": "frontier file, fc layers but the last ternary (TTQ)"}
+
+
+def training_methods_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per file of ``training_methods``: bytes, ratio, error, and the change against the frontier file."""
+    by = {r["method"]: r for r in result["rows"]}
+    base = by["frontier"]
+    return [{"network": TITLES.get(result["arch"], result["arch"]), "method": TRAINING_METHOD_NAMES.get(r["method"], r["method"]),
+             "bytes": r["bytes"], "ratio": r["ratio"], "error": r["error"], "bytes vs frontier": r["bytes"] - base["bytes"],
+             "error vs frontier": r["error"] - base["error"], "training s": r["training seconds"],
+             "moves the frontier": r["method"] != "frontier" and r["bytes"] <= base["bytes"] and r["error"] <= base["error"]
+             and (r["bytes"], r["error"]) != (base["bytes"], base["error"])}
+            for r in result["rows"]]
+
+
+def training_methods_sentence(result: dict[str, Any]) -> str:
+    """What ``training_methods`` measured, in words: each method's file against the frontier file."""
+    rows = training_methods_rows(result)
+    base = rows[0]
+    lines = [f"{base['network']}: the frontier recipe's file is {base['bytes']:,} bytes ({base['ratio']:.1f}x) at "
+             f"{base['error']:.2%} error."]
+    for r in rows[1:]:
+        verdict = "moves the frontier" if r["moves the frontier"] else "does not move the frontier"
+        lines.append(f"  {r['method']}: {r['bytes']:,} bytes ({r['ratio']:.1f}x) at {r['error']:.2%}, "
+                     f"{r['bytes vs frontier']:+,} bytes and {100 * r['error vs frontier']:+.2f} points of error: "
+                     f"{verdict}; {r['training s']:,.0f} s of training.")
+    return "\n".join(lines)
+
+
+def training_methods_summary(arch: str) -> str:
+    """``training_methods_sentence`` of the cached result, or what to run when there is none (notebook 07)."""
+    result = stored_training_methods(arch)
+    if result is None:
+        return (f"{TITLES.get(arch, arch)}: skipped, not measured with this baseline yet (it trains for minutes); "
+                "`python benchmarks/training_methods.py` measures it and caches the result that this cell shows.")
+    return training_methods_sentence(result)
