@@ -367,7 +367,7 @@ TRAINING_METHODS: dict[str, dict[str, Any]] = {
 """The schedule of the training-methods experiment: the DSD phases' epochs (``pipeline.dsd.dsd``'s rates, 1/5 then
 1/10 of the baseline's), and the epochs of trained ternary quantization (``pipeline.ternary.train_ternary``)."""
 
-TRAINING_METHODS_VERSION = 1
+TRAINING_METHODS_VERSION = 2  # 2: the ternary scales train at the centroids rate
 
 
 def training_methods_config(arch: str) -> "CompressionConfig":

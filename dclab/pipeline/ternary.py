@@ -47,13 +47,18 @@ def train_ternary(
     threshold: float = DEFAULT_THRESHOLD,
     epochs: int = 2,
     lr: float = BASELINE_LR / 5,
+    scale_lr: float = BASELINE_LR / 50,
     train_data: Digits | None = None,
     test_data: Digits | None = None,
     arch: str | None = None,
     progress: bool = True,
 ) -> CompressionResult:
-    """Ternary ``layers`` (default: the fc layers), trained for ``epochs`` from ``lr`` (cosine, no weight decay),
-    the rest shared as ``config`` says (default ``CompressionConfig.preset(arch)``): a ``.dcz`` (notebook 07).
+    """Ternary ``layers`` (default: the fc layers), trained for ``epochs`` (cosine, no weight decay), the rest shared
+    as ``config`` says (default ``CompressionConfig.preset(arch)``): a ``.dcz`` (notebook 07).
+
+    The latent weights and the biases train from ``lr``, the scales from ``scale_lr``, the pipeline's rate for
+    centroids: a scale's gradient is the sum over all of its layer's weights on one side (at ``lr`` a LeNet-300-100
+    layer's scales ran away within the first 150 steps).
 
     ``model`` is not changed. Its zero weights stay zero (its pruning is kept); ``threshold`` is the paper's t
     (a ternary weight is 0 within ``t * max|w|``). Every layer not ternary is shared by k-means at
@@ -88,8 +93,11 @@ def train_ternary(
     for name in shared:
         all_layers[name].weight.requires_grad_(False)  # shared layers stay as the file will store them
     ternarize_(net, {name: masks[name] for name in names}, threshold)
+    scales = [p for n, p in net.named_parameters() if n.endswith((".wp", ".wn"))]
+    others = [p for n, p in net.named_parameters() if p.requires_grad and not n.endswith((".wp", ".wn"))]
     try:
-        history = train(net, train_data, epochs, lr, weight_decay=0.0, batch_size=config.batch_size,
+        history = train(net, train_data, epochs, lr, parameters=[{"params": others}, {"params": scales, "lr": scale_lr}],
+                        weight_decay=0.0, batch_size=config.batch_size,
                         max_shift=config.max_shift, seed=config.seed + 200, progress=progress,
                         desc="trained ternary quantization") if epochs else []
     finally:
@@ -102,7 +110,7 @@ def train_ternary(
     stored = dataclasses.replace(config, layer_bits={**config.layer_bits, **dict.fromkeys(names, TERNARY_BITS)})
     meta = {"test_error_before": error_before, "test_error_after": error_after,
             "seconds": round(time.perf_counter() - start, 3), "config": stored.to_dict(),
-            "ternary": {"layers": names, "threshold": threshold, "epochs": epochs, "lr": lr,
+            "ternary": {"layers": names, "threshold": threshold, "epochs": epochs, "lr": lr, "scale_lr": scale_lr,
                         "history": [round(r["loss"], 5) for r in history]}}
     data, report = encode_dcz(arch, net, {**shared, **ternary}, stored, meta)
     return CompressionResult(net, data, report, {**shared, **ternary}, stored)
