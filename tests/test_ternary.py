@@ -124,6 +124,8 @@ def test_ternary_file_reads_back_to_the_ternary_weights_and_the_same_accuracy(un
         assert bool((w[before[f"{name}.weight"] == 0] == 0).all())  # pruned weights stay pruned
     assert layers["ip3"].bits == 4  # a layer not made ternary is shared as the config says
     assert len(back.ip3.weight.unique()) <= 16
+    wp, wn = ternary.ternary_scales(model.ip1.weight, 0.05, model.ip1.weight != 0)
+    assert result.codebooks["ip1"].centroids.tolist() != pytest.approx([0.0, -wn, wp])  # the scales trained
     assert dcz.meta["ternary"]["layers"] == ["ip1", "ip2"]
     assert result.report.file_bytes == len(result.dcz)
 
