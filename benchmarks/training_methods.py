@@ -64,8 +64,9 @@ def main() -> int:
              "[0, -wn, +wp], 2 bits per index before Huffman coding), conv layers as the frontier file has them. Its control: the same fc layers shared at 2 bits by the "
              "pipeline's trained quantization (k-means, centroids fine-tuned as many epochs). "
              "A file moves the frontier if its error is within the goal (1.64%, 0.80%) and no other file here is as small "
-             "or smaller at an error as low or lower. "
-             "One seed: a difference of 0.1 point of error is 10 test digits, within the noise of one run.", "",
+             "or smaller at an error as low or lower (errors within 0.1 point, the noise of one run, count as equal). "
+             "Trained on one torch thread (`store.cached_result`). "
+             "One seed each.", "",
              "| network | method | bytes | ratio | error (read back) | vs frontier: bytes | error | training | load | epochs |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     commands = []
@@ -90,6 +91,12 @@ def main() -> int:
         lines_after = (f"- {frontier.TITLES[result['arch']]}: the DSD network itself (dense, before compression) "
                        f"errs {dsd_row['dense_error']:.2%}, the baseline {result['baseline error']:.2%}.")
         commands.append(lines_after)
+    skipped = [frontier.TITLES[a] for a in frontier.ARCHES if a not in args.arches]
+    commands += [f"- {name}: not run by this command; `python benchmarks/training_methods.py --arches "
+                 f"{next(a for a in frontier.ARCHES if frontier.TITLES[a] == name)}` runs it." for name in skipped]
+    verdicts = [line.strip() for result in results for line in frontier.training_methods_sentence(result).splitlines()]
+    lines += ["", "In words (`lessons.frontier.training_methods_sentence`, as notebook 07 prints it):", "",
+              *[f"- {v}" for v in verdicts]]
     lines += ["", *commands, "",
               f"Wall time {wall:,.0f} s for this command (cached parts read back); load average {load:.1f} at the "
               f"start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores."]

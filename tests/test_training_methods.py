@@ -24,8 +24,10 @@ def test_rows_compare_each_file_with_the_frontier_file():
     assert [r["moves the frontier"] for r in rows] == [False, True, False]  # smaller at equal error; above the goal
     assert rows[1]["bytes vs frontier"] == -100 and rows[2]["error vs frontier"] == pytest.approx(0.016)
     assert frontier.training_methods_rows(_result(12_000, 0.0140))[1]["moves the frontier"] is False  # the same file
-    assert frontier.training_methods_rows(_result(12_100, 0.0130))[1]["moves the frontier"] is True  # lower error
+    assert frontier.training_methods_rows(_result(12_100, 0.0120))[1]["moves the frontier"] is True  # lower error
     assert frontier.training_methods_rows(_result(12_100, 0.0150))[1]["moves the frontier"] is False  # dominated
+    # 0.05 point lower (5 test digits) for more bytes: within one run's noise, so no better than the frontier file
+    assert frontier.training_methods_rows(_result(12_100, 0.0135))[1]["moves the frontier"] is False
     text = frontier.training_methods_sentence(_result(11_900, 0.0140))
     assert "12,000 bytes" in text and "-100 bytes" in text and "moves the frontier" in text
     assert "+1.60 points of error: does not move the frontier (above the goal's 1.64% error)" in text
@@ -33,7 +35,7 @@ def test_rows_compare_each_file_with_the_frontier_file():
 
 def test_a_file_dominated_by_another_method_does_not_move_the_frontier():
     result = _result(11_000, 0.0150)
-    result["rows"].append({**result["rows"][1], "method": "tq2-fc", "bytes": 10_900, "error": 0.0149})
+    result["rows"].append({**result["rows"][1], "method": "tq2-fc", "bytes": 10_900, "error": 0.0155})  # within 0.1
     moves = {r["method"]: r["moves the frontier"] for r in frontier.training_methods_rows(result)}
     assert moves[frontier.TRAINING_METHOD_NAMES["dsd-frontier"]] is False
     assert moves[frontier.TRAINING_METHOD_NAMES["tq2-fc"]] is True
