@@ -43,7 +43,7 @@ def train(
     schedule: str = "cosine",
     seed: int = 0,
     after_step: Callable[[nn.Module], None] | None = None,
-    parameters: list[torch.nn.Parameter] | None = None,
+    parameters: list[torch.nn.Parameter] | list[dict] | None = None,
     eval_data: Digits | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
@@ -56,13 +56,16 @@ def train(
     notebook 02 compares them for retraining). A weight at exactly zero gets no push from either.
 
     ``parameters`` restricts what is optimised (e.g. only the centroids of trained
-    quantization); ``eval_data`` adds a test accuracy to each epoch's record;
+    quantization); it may also be torch's parameter groups, dicts with their own ``"lr"`` (each follows
+    the schedule from its own rate: the scales of trained ternary quantization); ``eval_data`` adds a test accuracy to each epoch's record;
     ``on_epoch(record)`` runs when an epoch's record is complete (a widget's progress).
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    params = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    groups = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     steps_per_epoch = math.ceil(len(data) / batch_size)
     total_steps = max(1, epochs * steps_per_epoch)
     history = []
@@ -75,8 +78,8 @@ def train(
             if max_shift > 0:
                 x = augment_shift(x, max_shift, generator)
             if schedule == "cosine":
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * 0.5 * (1 + math.cos(math.pi * step / total_steps))
             logits = model(x)
             loss = nn.functional.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)

@@ -17,12 +17,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dclab"
 # rank: a module may import modules of its own rank or lower, never higher
 LAYERS = {
     0: ["errors", "deprecation", "cache", "memory", "paper", "hardware", "numformats",
-        "algorithms", "algorithms.prune", "algorithms.quantize", "algorithms.lowrank",
+        "algorithms", "algorithms.prune", "algorithms.quantize", "algorithms.lowrank", "algorithms.ternary",
         "codec", "codec.sparse", "codec.huffman", "codec.container", "codec.entropy"],
     1: ["paths", "progress", "serve", "data", "models", "models.layers", "models.lenet", "models.squeezenet",
         "models.rnn", "models.reference", "train", "zoo"],
     2: ["pipeline", "pipeline.config", "pipeline.report", "pipeline.compress", "pipeline.ladder", "pipeline.staged", "pipeline.session",
-        "pipeline.allocate",
+        "pipeline.allocate", "pipeline.dsd", "pipeline.ternary",
         "lessons", "lessons.store", "lessons.pruning", "lessons.sharing", "lessons.coding", "lessons.squeezenet", "lessons.frontier",
         "lectures", "student", "exercises", "exercises._core", "exercises.numformats", "exercises.pruning",
         "exercises.sharing", "exercises.coding", "exercises.squeezenet"],

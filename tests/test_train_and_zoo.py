@@ -92,3 +92,14 @@ def test_progress_in_a_log_is_a_line_now_and_then(capsys):
     quiet.update(10)
     quiet.close()
     assert capsys.readouterr().err == ""
+
+
+def test_parameter_groups_train_each_from_its_own_rate(synthetic_digits):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    weight, bias = model[1].weight, model[1].bias
+    w0, b0 = weight.detach().clone(), bias.detach().clone()
+    train.train(model, synthetic_digits.subset(64), 1, 0.05, progress=False, weight_decay=0.0,
+                parameters=[{"params": [weight]}, {"params": [bias], "lr": 0.0}])
+    assert not torch.equal(weight, w0)  # the default rate
+    assert torch.equal(bias, b0)  # its own rate, 0, all along the cosine schedule

@@ -355,3 +355,176 @@ def allocation_sentence(res: dict[str, Any]) -> str:
             f"(budget {res['max_error']:.2%}), in {len(res['moves'])} moves: {', '.join(res['moves']) or 'none'}; "
             f"{res['evaluations']} settings measured in {res['seconds']:.0f} s, nothing trained. Allocated per layer: "
             f"{end['setting']}.")
+
+
+# ---------------------------------------------------------------- training methods: DSD and TTQ (issue 15)
+
+TRAINING_METHODS: dict[str, dict[str, Any]] = {
+    # short, for two shared cores (LeNet-300-100 ~2 s an epoch, LeNet-5 ~9 s): benchmarks/training_methods.py
+    "lenet300": {"dsd": {"sparse_epochs": 4, "dense_epochs": 4}, "ttq_epochs": 4},
+    "lenet5": {"dsd": {"sparse_epochs": 2, "dense_epochs": 2}, "ttq_epochs": 2},
+}
+"""The schedule of the training-methods experiment: the DSD phases' epochs (``pipeline.dsd.dsd``'s rates, 1/5 then
+1/10 of the baseline's), and the epochs of trained ternary quantization (``pipeline.ternary.train_ternary``)."""
+
+TRAINING_METHODS_VERSION = 2  # 2: the ternary scales train at the centroids rate
+
+
+def training_methods_config(arch: str) -> "CompressionConfig":
+    """The recipe every file of the experiment is compressed with: the frontier recipe as it is (so its file is the
+    one ``python -m dclab compress ARCH --recipe frontier`` caches and the chart above shows)."""
+    return recipe_config(arch, "frontier")
+
+
+def _training_methods_settings(arch: str) -> dict[str, Any] | None:
+    from dclab import zoo
+    from dclab.cache import fingerprint
+    from dclab.pipeline.dsd import DSD_SPARSITY
+
+    path = zoo.checkpoint_path(arch)
+    if not path.is_file():
+        return None
+    return {"arch": arch, "baseline": fingerprint(path), "config": training_methods_config(arch).to_dict(),
+            "schedule": TRAINING_METHODS[arch], "dsd_sparsity": DSD_SPARSITY, "version": TRAINING_METHODS_VERSION}
+
+
+def training_methods(arch: str, folder: Path, *, refresh: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Dense-sparse-dense retraining and trained ternary quantization against the frontier recipe, as real files
+    (issue 15; benchmarks/training_methods.py; minutes of training, cached by ``store.cached_result``).
+
+    Every file uses ``training_methods_config(arch)``: (1) the frontier file, ``compress`` of the zoo's baseline
+    (``coding.config_run``, cached); (2) DSD, then the same ``compress`` of the DSD network; (3) the frontier file's
+    network with its fc layers made ternary and trained (``train_ternary``, its pruning kept), with every fc layer,
+    and with every fc layer but the last; and, as TTQ's control, the same network with its fc layers shared at 2 bits
+    by the pipeline's own trained quantization (k-means, centroids fine-tuned, as many epochs). Each file is written into ``folder``, read back, and its model's error
+    measured on the 10,000 test digits; the training time and load average of each are recorded."""
+    import dataclasses
+    import os
+    import shutil
+
+    from dclab import zoo
+    from dclab.data import load_mnist
+    from dclab.lessons.coding import config_run
+    from dclab.lessons.store import cached_result
+    from dclab.models import compressible_layers, layer_kind
+    from dclab.pipeline import compress, load_model
+    from dclab.pipeline.dsd import dsd
+    from dclab.pipeline.ternary import train_ternary
+    from dclab.train import test_error
+
+    zoo.pretrained(arch, progress=progress)
+    settings = _training_methods_settings(arch)
+    config, schedule = training_methods_config(arch), TRAINING_METHODS[arch]
+    folder = Path(folder)
+
+    def written(method: str, data: bytes | Path, seconds: float, load: tuple[float, float], command: str,
+                **extra: Any) -> dict[str, Any]:
+        path = folder / f"{arch}-{method}.dcz"
+        if isinstance(data, Path):
+            shutil.copyfile(data, path)
+        else:
+            path.write_bytes(data)
+        size = path.stat().st_size
+        return {"method": method, "bytes": size, "ratio": paper.ORIGINAL_BYTES[arch] / size,
+                "error": test_error(load_model(path), test), "training seconds": seconds, "load": list(load),
+                "command": command, "file": path.name, **extra}
+
+    def compute() -> dict[str, Any]:
+        folder.mkdir(parents=True, exist_ok=True)
+        baseline = zoo.pretrained(arch, progress=progress)
+        train = load_mnist("train")
+        rerun = f"python benchmarks/training_methods.py --arches {arch} --out-dir DIR"
+        rows = []  # DSD first: a frontier run being made elsewhere meanwhile is then read from the cache
+        load = os.getloadavg()[0]
+        dense = dsd(baseline, train, **schedule["dsd"], progress=progress)
+        result = compress(dense.model, config, train_data=train, test_data=test, arch=arch, progress=progress)
+        rows.append(written("dsd-frontier", result.dcz, dense.seconds + float(result.report.seconds or 0.0),
+                            (load, os.getloadavg()[0]), rerun, dsd_seconds=dense.seconds,
+                            dense_error=test_error(dense.model, test)))
+        load = os.getloadavg()[0]
+        run = config_run(arch, config, recipe="frontier", progress=progress)  # pipeline_run's full frontier run
+        rows.insert(0, written("frontier", run.path, float(run.dcz.meta["seconds"]), (load, os.getloadavg()[0]),
+                               run.command, cached=not run.computed))
+        frontier_net = load_model(run.dcz)
+        fc = [n for n, m in compressible_layers(frontier_net).items() if layer_kind(m) == "fc"]
+        # the control: Deep Compression's own trained quantization at 2 bits on the same fc layers, same epochs
+        load = os.getloadavg()[0]
+        kept = {n: float((m.weight == 0).double().mean()) for n, m in compressible_layers(frontier_net).items()}
+        control = dataclasses.replace(config, sparsity=kept, quality=None, prune_steps=1, retrain_epochs=0,
+                                      finetune_epochs=schedule["ttq_epochs"], layer_bits=dict.fromkeys(fc, 2))
+        shared = compress(frontier_net, control, train_data=train, test_data=test, arch=arch, progress=progress)
+        rows.append(written("tq2-fc", shared.dcz, float(shared.report.seconds or 0.0), (load, os.getloadavg()[0]),
+                            rerun, layers=fc))
+        for method, layers in (("ttq-fc", fc), ("ttq-fc-but-last", fc[:-1])):
+            load = os.getloadavg()[0]
+            ternary = train_ternary(frontier_net, config, layers=layers, epochs=schedule["ttq_epochs"],
+                                    train_data=train, test_data=test, arch=arch, progress=progress)
+            rows.append(written(method, ternary.dcz, float(ternary.report.seconds or 0.0),
+                                (load, os.getloadavg()[0]), rerun, layers=layers))
+        return {"arch": arch, "baseline error": test_error(baseline, test), "rows": rows,
+                "schedule": schedule, "threads": 1}
+
+    test = load_mnist("test")
+    return cached_result("training_methods", settings, compute, refresh=refresh)
+
+
+def stored_training_methods(arch: str) -> dict[str, Any] | None:
+    """``training_methods``' result if benchmarks/training_methods.py has cached it for this baseline, else None;
+    never trains (notebook 07 in CI shows a message instead)."""
+    from dclab.lessons.store import stored_result
+
+    settings = _training_methods_settings(arch)
+    return None if settings is None else stored_result("training_methods", settings)
+
+
+TRAINING_METHOD_NAMES = {"frontier": "frontier recipe", "dsd-frontier": "DSD, then the frontier recipe",
+                         "tq2-fc": "frontier file, every fc layer at 2 bits, centroids fine-tuned (control)",
+                         "ttq-fc": "frontier file, every fc layer ternary (TTQ)",
+                         "ttq-fc-but-last": "frontier file, fc layers but the last ternary (TTQ)"}
+
+
+def training_methods_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per file of ``training_methods``: bytes, ratio, error, the change against the frontier file, and
+    whether it moves the frontier: within the goal's error (``GOALS``), and no other file of the experiment as small
+    or smaller at an error as low or lower, errors within ``coding.NO_LOSS_POINTS`` (0.1 point, 10 test digits: the
+    noise of one run) counted as equal (the frontier file is the reference, so it never moves itself)."""
+    from dclab.lessons.coding import NO_LOSS_POINTS
+
+    files = result["rows"]
+    base = next(r for r in files if r["method"] == "frontier")
+    goal = GOALS[result["arch"]]["error"]
+
+    def dominated(r: dict[str, Any]) -> bool:
+        return any(o is not r and o["bytes"] <= r["bytes"] and o["error"] <= r["error"] + NO_LOSS_POINTS / 100 + 1e-9
+                   for o in files)
+
+    return [{"network": TITLES.get(result["arch"], result["arch"]), "method": TRAINING_METHOD_NAMES.get(r["method"], r["method"]),
+             "bytes": r["bytes"], "ratio": r["ratio"], "error": r["error"], "bytes vs frontier": r["bytes"] - base["bytes"],
+             "error vs frontier": r["error"] - base["error"], "training s": r["training seconds"],
+             "moves the frontier": r is not base and r["error"] <= goal and not dominated(r)}
+            for r in files]
+
+
+def training_methods_sentence(result: dict[str, Any]) -> str:
+    """What ``training_methods`` measured, in words: each method's file against the frontier file."""
+    rows = training_methods_rows(result)
+    base = rows[0]
+    lines = [f"{base['network']}: the frontier recipe's file is {base['bytes']:,} bytes ({base['ratio']:.1f}x) at "
+             f"{base['error']:.2%} error."]
+    for r in rows[1:]:
+        verdict = "moves the frontier" if r["moves the frontier"] else "does not move the frontier"
+        if not r["moves the frontier"] and r["error"] > GOALS[result["arch"]]["error"]:
+            verdict += f" (above the goal's {GOALS[result['arch']]['error']:.2%} error)"
+        lines.append(f"  {r['method']}: {r['bytes']:,} bytes ({r['ratio']:.1f}x) at {r['error']:.2%}, "
+                     f"{r['bytes vs frontier']:+,} bytes and {100 * r['error vs frontier']:+.2f} points of error: "
+                     f"{verdict}; {r['training s']:,.0f} s of training.")
+    return "\n".join(lines)
+
+
+def training_methods_summary(arch: str) -> str:
+    """``training_methods_sentence`` of the cached result, or what to run when there is none (notebook 07)."""
+    result = stored_training_methods(arch)
+    if result is None:
+        return (f"{TITLES.get(arch, arch)}: skipped, not measured with this baseline yet (it trains for minutes); "
+                "`python benchmarks/training_methods.py` measures it and caches the result that this cell shows.")
+    return training_methods_sentence(result)

@@ -66,16 +66,23 @@ def _cache_path(kind: str, settings: Mapping, suffix: str) -> Path:
     return cache_dir() / "experiments" / f"{kind}-{digest}{suffix}"
 
 
+def stored_result(kind: str, settings: Mapping) -> dict | None:
+    """The JSON result ``cached_result`` keeps for these settings, or None when there is none (nothing computed):
+    a page that shows a benchmark's result without running it (notebook 07)."""
+    path = _cache_path(kind, settings, ".json")
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # none yet, or a damaged file (recomputed by cached_result)
+    return stored["result"] if stored.get("settings") == json.loads(json.dumps(settings, default=str)) else None
+
+
 def cached_result(kind: str, settings: Mapping, compute: Callable[[], dict], refresh: bool = False) -> dict:
     """``compute()``'s JSON result, read from ``cache_dir()/experiments`` when these settings ran before."""
     path = _cache_path(kind, settings, ".json")
-    if path.is_file() and not refresh:
-        try:
-            stored = json.loads(path.read_text())
-            if stored.get("settings") == json.loads(json.dumps(settings, default=str)):
-                return stored["result"]
-        except (OSError, ValueError):
-            pass  # a damaged cache file is recomputed
+    stored = None if refresh else stored_result(kind, settings)
+    if stored is not None:
+        return stored
     start = time.perf_counter()
     with single_thread():
         result = compute()
