@@ -6,7 +6,7 @@
 For each LeNet, ``dclab.lessons.frontier.training_methods`` writes and reads back four ``.dcz`` files, all with the
 frontier recipe's settings:
 
-1. the frontier file: ``python -m dclab compress ARCH --recipe frontier --bias-bits 16`` (cached where that
+1. the frontier file: ``python -m dclab compress ARCH --recipe frontier`` (float32 biases, as the recipe has them; cached where that
    command caches it; read back, not retrained, when present);
 2. DSD (``dclab.pipeline.dsd.dsd``: 30% of every layer pruned by magnitude, sparse retraining, the mask released,
    dense retraining at half the rate), then the same frontier compression of the DSD network;

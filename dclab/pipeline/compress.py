@@ -88,10 +88,10 @@ def layer_sparsities(
     """The final sparsity of every compressible layer (quality converted on the current weights). Refuses a
     per-layer setting (sparsity, quality, ``layer_bits``) that names a layer the model does not have."""
     layers = models.compressible_layers(model)
-    _check_names(config.layer_bits, layers)
+    check_layer_names(config.layer_bits, layers)
     if config.quality is not None:
         quality = config.quality
-        _check_names(quality, layers)
+        check_layer_names(quality, layers)
         out = {}
         for name, module in layers.items():
             q = quality.get(name) if isinstance(quality, Mapping) else quality
@@ -110,12 +110,13 @@ def layer_sparsities(
             for name, module in layers.items()
         }
     if isinstance(sparsity, Mapping):
-        _check_names(sparsity, layers)
+        check_layer_names(sparsity, layers)
         return {name: float(sparsity.get(name, 0.0)) for name in layers}
     return {name: float(sparsity) for name in layers}
 
 
-def _check_names(per_layer: Any, layers: Mapping[str, nn.Module]) -> None:
+def check_layer_names(per_layer: Any, layers: Mapping[str, nn.Module]) -> None:
+    """Refuse a per-layer setting that names a layer the model lacks, naming the layers it has."""
     if isinstance(per_layer, Mapping):
         unknown = sorted(set(per_layer) - set(layers))
         if unknown:

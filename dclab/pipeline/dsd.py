@@ -20,7 +20,7 @@ from torch import nn
 from dclab import models
 from dclab.algorithms.prune import check_sparsity, magnitude_mask
 from dclab.data import Digits, load_mnist
-from dclab.pipeline.compress import _check_names, check_storable, retrain_pruned
+from dclab.pipeline.compress import check_layer_names, check_storable, retrain_pruned
 from dclab.pipeline.config import BASELINE_LR
 
 DSD_SPARSITY = 0.3
@@ -66,7 +66,7 @@ def dsd(
     check_storable(model)
     layers_of = models.compressible_layers
     if isinstance(sparsity, Mapping):
-        _check_names(sparsity, layers_of(model))
+        check_layer_names(sparsity, layers_of(model))
     for name, s in (sparsity.items() if isinstance(sparsity, Mapping) else [("", sparsity)]):
         check_sparsity(s, f" of layer {name!r}" if name else "")
     train_data = train_data if train_data is not None else load_mnist("train")

@@ -22,7 +22,7 @@ from dclab.algorithms.quantize import apply_codebooks_, quantize_layer
 from dclab.algorithms.ternary import DEFAULT_THRESHOLD, check_threshold, ternarize_, unternarize_
 from dclab.data import Digits, load_mnist
 from dclab.errors import DclabError
-from dclab.pipeline.compress import _check_names, arch_of, check_storable, encode_dcz, round_biases_
+from dclab.pipeline.compress import check_layer_names, arch_of, check_storable, encode_dcz, round_biases_
 from dclab.pipeline.config import BASELINE_LR, CompressionConfig
 from dclab.pipeline.report import CompressionResult
 
@@ -75,7 +75,7 @@ def train_ternary(
     net = copy.deepcopy(model).cpu()
     all_layers = models.compressible_layers(net)
     names = [n for n, m in all_layers.items() if models.layer_kind(m) == "fc"] if layers is None else list(layers)
-    _check_names(dict.fromkeys(names), all_layers)
+    check_layer_names(dict.fromkeys(names), all_layers)
     if not names:
         raise DclabError("no layer to make ternary: name at least one (layers=['ip1', ...])")
     train_data = train_data if train_data is not None else load_mnist("train")
