@@ -89,6 +89,12 @@ def _handout_kernel_manager():
     class HandOutKernelManager(AsyncMappingKernelManager):
         seen: set[str]
 
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            from dclab.provisioner import register
+
+            register()  # voila.json's dclab-fork provisioner, also where the install predates its entry point
+
         async def cull_kernel_if_idle(self, kernel_id: str):
             seen = self.__dict__.setdefault("seen", set())
             kernel = self._kernels.get(kernel_id)
