@@ -17,6 +17,10 @@ progressive rendering (outputs shown cell by cell) cannot be combined with prehe
 CPU: one idle kernel per notebook (their memory is in ``benchmarks/RESULTS.md``, section page-open),
 and each visit reruns its notebook in the background (seconds on a warm cache: the lectures' slow
 experiments and measurements are cached, ``dclab.lessons.store``).
+
+Every kernel is forked from one process that has imported torch (``voila.json`` selects the ``dclab-fork``
+provisioner, ``dclab.provisioner``): torch's ~300 MB per process are held once, not once per reader, and a kernel
+starts without importing torch again.
 """
 from __future__ import annotations
 

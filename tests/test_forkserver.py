@@ -168,14 +168,21 @@ def _importable(name: str) -> bool:
 def test_a_forked_kernel_shares_torch_with_the_fork_server(fork_provisioner, tmp_path):
     """The same cell, `import torch` then the kernel's own memory, in an ordinary kernel and a forked one: the
     forked kernel's own memory is a fraction of the ordinary one's (torch's pages are the fork server's)."""
-    own = {}
+    own, threads = {}, {}
     for name in ("local-provisioner", provisioner.NAME):
         km = _start(tmp_path, name)
         try:
             own[name] = int(_run(km, "import torch\n" + OWN))
+            # torch's thread pool starts in the kernel, after the fork, as in an ordinary kernel
+            threads[name] = _run(km, "x = torch.randn(256, 256); y = torch.nn.functional.conv2d(torch.randn(8, 3, 64, 64), "
+                                     "torch.randn(16, 3, 3, 3)); print(torch.get_num_threads(), (x @ x).shape, y.shape)")
+            km.restart_kernel(now=True)  # a restart forks a fresh kernel
+            assert _run(km, "print(6 * 7)") == "42"
+            assert isinstance(km.provisioner.process, forkserver.ForkedProcess) == (name == provisioner.NAME)
         finally:
             km.shutdown_kernel(now=True)
     assert own[provisioner.NAME] < 0.5 * own["local-provisioner"], own
+    assert threads[provisioner.NAME] == threads["local-provisioner"]
 
 
 def test_a_kernel_still_starts_when_the_fork_server_cannot(fork_provisioner, tmp_path, monkeypatch):
