@@ -144,7 +144,16 @@ def _serve(listener: socket.socket) -> _Child | None:
                         os.close(fd)
                     conn.close()
                     continue
-                pid = os.fork()
+                sys.stdout.flush()
+                sys.stderr.flush()  # nothing buffered is written twice
+                try:
+                    pid = os.fork()
+                except OSError as e:  # out of memory or processes: the caller launches the ordinary way
+                    for fd in fds:
+                        os.close(fd)
+                    _send(conn, {"error": str(e)})
+                    conn.close()
+                    continue
                 if pid == 0:  # the child keeps its request, its descriptors and its connection, nothing else
                     signal.set_wakeup_fd(-1)
                     selector.close()
