@@ -216,7 +216,7 @@ def together_table(rows: list[dict]) -> list[str]:
 def together_report(ordinary: list[dict], forked: list[dict], note: str = "") -> str:
     pages = [r for r in forked if not r["page"].startswith("(")]
     before = {r["page"]: r for r in ordinary}
-    changes = ", ".join(f"{r['page'][:2] if r['page'][:2].isdigit() else r['page']} "
+    changes = ", ".join(f"{r['page'][:2] if r['page'].endswith('.ipynb') else r['page']} "
                         f"{_mb(before[r['page']]['private_dirty'])} -> {_mb(r['private_dirty'])}"
                         for r in pages if r["page"] in before)
     server = [r for r in forked if r["page"].startswith("(")]
@@ -224,7 +224,8 @@ def together_report(ordinary: list[dict], forked: list[dict], note: str = "") ->
     text = [
         "## Memory of one reader's kernel, page by page (issue 14)",
         "",
-        ("Every page run top to bottom (nbclient, warm cache: what a Voila page runs), **each in a kernel of its own, all "
+        ("Every page run top to bottom (nbclient, on a cache warmed by an earlier run: what a Voila page runs), "
+         "**each in a kernel of its own, all "
          "kept running together**, then each kernel's memory read from outside (`/proc/<pid>/smaps_rollup`) with the "
          "others beside it; twice: ordinary kernels (`local-provisioner`: `python -m ipykernel_launcher`), and kernels "
          "forked from dclab's fork server (`dclab-fork`, `dclab/forkserver.py`: one process per server that has "
