@@ -75,18 +75,29 @@ def _send(sock: socket.socket, message: dict, fds: list[int] = ()) -> None:
     sock.sendall(data[sent:])
 
 
-def _receive(sock: socket.socket, n_fds: int = 0) -> tuple[dict | None, list[int]]:
-    """One message (and the descriptors sent with it); ``(None, [])`` when the peer has closed."""
-    data, fds, _, _ = socket.recv_fds(sock, 65536, n_fds) if n_fds else (sock.recv(65536), [], 0, None)
-    if not data:
-        return None, fds
-    while len(data) < _HEADER.size or len(data) < _HEADER.size + _HEADER.unpack_from(data)[0]:
-        more = sock.recv(65536)
-        if not more:
-            raise ConnectionError("the message was cut short")
-        data += more
-    (size,) = _HEADER.unpack_from(data)
-    return json.loads(data[_HEADER.size:_HEADER.size + size]), fds
+def _receive(sock: socket.socket, n_fds: int = 0, buffer: bytearray | None = None) -> tuple[dict | None, list[int]]:
+    """One message (and the descriptors sent with it); ``(None, [])`` when the peer has closed. Bytes read past
+    the message stay in ``buffer`` for the next call (a child's exit can arrive right behind its pid)."""
+    buffer = bytearray() if buffer is None else buffer
+    fds: list[int] = []
+
+    def complete() -> bool:
+        return len(buffer) >= _HEADER.size and len(buffer) >= _HEADER.size + _HEADER.unpack_from(buffer)[0]
+
+    while not complete():
+        if n_fds and not fds:
+            data, fds, _, _ = socket.recv_fds(sock, 65536, n_fds)
+        else:
+            data = sock.recv(65536)
+        if not data:
+            if buffer:
+                raise ConnectionError("the message was cut short")
+            return None, fds
+        buffer += data
+    (size,) = _HEADER.unpack_from(buffer)
+    message = json.loads(bytes(buffer[_HEADER.size:_HEADER.size + size]))
+    del buffer[:_HEADER.size + size]
+    return message, fds
 
 
 # --- the fork server process ---------------------------------------------------------------------------------
@@ -259,8 +270,8 @@ class ForkedProcess:
 
     stdin = stdout = stderr = None
 
-    def __init__(self, pid: int, conn: socket.socket) -> None:
-        self.pid, self.returncode, self._conn = pid, None, conn
+    def __init__(self, pid: int, conn: socket.socket, buffer: bytearray) -> None:
+        self.pid, self.returncode, self._conn, self._buffer = pid, None, conn, buffer
         conn.setblocking(False)
 
     def poll(self) -> int | None:
@@ -268,7 +279,7 @@ class ForkedProcess:
         if self.returncode is not None:
             return self.returncode
         try:
-            message, _ = _receive(self._conn)
+            message, _ = _receive(self._conn, buffer=self._buffer)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError:
@@ -348,12 +359,12 @@ class ForkServer:
             raise ForkServerError("the fork server is not running")
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(30.0)
-        null = os.open(os.devnull, os.O_RDONLY)
+        null, buffer = os.open(os.devnull, os.O_RDONLY), bytearray()
         try:
             conn.connect(str(self.path))
             _send(conn, {"module": module, "args": list(args), "env": dict(env), "cwd": cwd},
                   [null, *stdio])
-            message, _ = _receive(conn)
+            message, _ = _receive(conn, buffer=buffer)
         except OSError as e:
             conn.close()
             raise ForkServerError(f"the fork server did not answer: {e}") from e
@@ -362,7 +373,7 @@ class ForkServer:
         if not message or "pid" not in message:
             conn.close()
             raise ForkServerError(f"the fork server did not fork: {message}")
-        return ForkedProcess(message["pid"], conn)
+        return ForkedProcess(message["pid"], conn, buffer)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop the fork server and remove its folder. Its kernels, which watch their parent, exit with it:

@@ -46,7 +46,8 @@ def server():
 
 
 def _fork_probe(server: ForkServer, folder: Path, args: list[str], name: str = "out.json"):
-    (folder / "probe.py").write_text(PROBE)
+    if not (folder / "probe.py").exists():  # written once: a child may be reading it
+        (folder / "probe.py").write_text(PROBE)
     out = open(folder / name, "w")
     try:
         child = server.fork("probe", args, {**os.environ, "FOO": "bar", "JPY_PARENT_PID": "1234"}, str(folder),
