@@ -108,6 +108,62 @@ def measure(name: str, path: Path | None = None, code: str = "", extra: str = ""
     return row
 
 
+def _rollup(pid: int) -> dict:
+    """A process's ``/proc/<pid>/smaps_rollup`` (bytes), read from outside while the other kernels run."""
+    out = {}
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == "kB":
+            out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    return out
+
+
+def measure_together(pages: list[tuple[str, Path | None, str, str]], provisioner: str,
+                     folder: Path = NOTEBOOKS) -> list[dict]:
+    """Run every page, each in a kernel of its own launched by ``provisioner`` ("local-provisioner": an ordinary
+    kernel; "dclab-fork": forked from dclab's fork server), keeping them all running; once all have run, read
+    each kernel's memory from outside, with the others beside it (so PSS shares what they share), and the
+    fork server's. Rows as ``measure``'s, plus ``own_inside``: own memory read by the kernel at its end."""
+    from jupyter_client.manager import KernelManager
+    from jupyter_client.provisioning.factory import KernelProvisionerFactory
+    from nbclient import NotebookClient
+
+    from dclab.provisioner import fork_server_pids, register
+
+    register()
+    KernelProvisionerFactory.instance().default_provisioner_name = provisioner
+    running, rows = [], []
+    try:
+        for name, path, code, extra in pages:
+            nb = _cells(path, code, extra)
+            km = KernelManager(kernel_name="python3")
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            NotebookClient(nb, km=km, timeout=1800, kernel_name="python3",
+                           resources={"metadata": {"path": str(folder)}}).execute()
+            running.append(km)
+            text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+            m = json.loads(next(ln for ln in text.splitlines() if ln.startswith(MARK))[len(MARK):])
+            rows.append({"page": name, "seconds": time.perf_counter() - start, "load": load, "peak": m["VmHWM"],
+                         "mnist": m["mnist"], "modules": m["modules"], "own_inside": m["Private_Dirty"],
+                         "pid": km.provisioner.pid})
+            print(provisioner, json.dumps(rows[-1]), flush=True)
+        for row in rows:
+            r = _rollup(row["pid"])
+            row.update(rss=r["Rss"], pss=r["Pss"], private=r["Private_Clean"] + r["Private_Dirty"],
+                       private_dirty=r["Private_Dirty"], anonymous=r["Anonymous"])
+        for pid in fork_server_pids():
+            r = _rollup(pid)
+            rows.append({"page": "(the fork server, once per server)", "seconds": 0, "load": os.getloadavg()[0],
+                         "rss": r["Rss"], "pss": r["Pss"], "private": r["Private_Clean"] + r["Private_Dirty"],
+                         "private_dirty": r["Private_Dirty"], "anonymous": r["Anonymous"], "peak": r["Rss"],
+                         "mnist": [], "modules": [], "own_inside": r["Private_Dirty"], "pid": pid})
+    finally:
+        for km in running:
+            km.shutdown_kernel(now=True)
+    return rows
+
+
 def _mb(x: float) -> str:
     return f"{x / 2**20:.0f}"
 
@@ -147,6 +203,59 @@ def report(rows: list[dict], baseline: dict | None, note: str = "") -> str:
     return "\n".join(text)
 
 
+def together_table(rows: list[dict]) -> list[str]:
+    lines = ["| page | own: private dirty (MB) | own, read inside at its end (MB) | USS (MB) | PSS (MB) | RSS (MB) | "
+             "peak RSS (MB) | also imported | run (s) | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['page']} | **{_mb(r['private_dirty'])}** | {_mb(r['own_inside'])} | {_mb(r['private'])} | "
+                     f"{_mb(r['pss'])} | {_mb(r['rss'])} | {_mb(r['peak'])} | {', '.join(r['modules']) or '-'} | "
+                     f"{r['seconds']:.0f} | {r['load']:.1f} |")
+    return lines
+
+
+def together_report(ordinary: list[dict], forked: list[dict], note: str = "") -> str:
+    pages = [r for r in forked if not r["page"].startswith("(")]
+    before = {r["page"]: r for r in ordinary}
+    changes = ", ".join(f"{r['page'][:2] if r['page'].endswith('.ipynb') else r['page']} "
+                        f"{_mb(before[r['page']]['private_dirty'])} -> {_mb(r['private_dirty'])}"
+                        for r in pages if r["page"] in before)
+    server = [r for r in forked if r["page"].startswith("(")]
+    total = lambda rows, k: sum(r[k] for r in rows) / 2**30  # noqa: E731
+    text = [
+        "## Memory of one reader's kernel, page by page (issue 14)",
+        "",
+        ("Every page run top to bottom (nbclient, on a cache warmed by an earlier run: what a Voila page runs), "
+         "**each in a kernel of its own, all "
+         "kept running together**, then each kernel's memory read from outside (`/proc/<pid>/smaps_rollup`) with the "
+         "others beside it; twice: ordinary kernels (`local-provisioner`: `python -m ipykernel_launcher`), and kernels "
+         "forked from dclab's fork server (`dclab-fork`, `dclab/forkserver.py`: one process per server that has "
+         "imported numpy, torch and ipykernel's modules, frozen for the garbage collector; a page's kernel shares those "
+         "pages with it copy-on-write). **own** = `Private_Dirty`: the pages that belong to one kernel alone, what one "
+         "more student costs; for a forked kernel, what it wrote or allocated since the fork. USS adds the library "
+         "pages no other process maps; PSS splits every shared page among the processes that map it (so it falls as "
+         "kernels are added); RSS counts every resident page in full. Peak: the largest RSS during the run. Load: "
+         f"1-minute load average when the page started, on {os.cpu_count()} CPUs (shared machine)."),
+        "",
+        "Forked from the fork server (`dclab-fork`, as `python -m dclab serve` launches them):",
+        "",
+        *together_table(forked),
+        "",
+        "Ordinary kernels (`local-provisioner`), the same pages, the same way, in the same run:",
+        "",
+        *together_table(ordinary),
+        "",
+        (f"Own memory per kernel, ordinary -> forked (MB): {changes}. All {len(pages)} kernels together: own "
+         f"{total([r for r in ordinary if r['page'] in {p['page'] for p in pages}], 'private_dirty'):.2f} GB -> "
+         f"{total(pages, 'private_dirty'):.2f} GB"
+         + (f" plus the fork server's {_mb(server[0]['private_dirty'])} MB once" if server else "")
+         + f"; PSS {total([r for r in ordinary if r['page'] in {p['page'] for p in pages}], 'pss'):.2f} GB -> "
+         f"{total(pages + server, 'pss'):.2f} GB (fork server included)."),
+    ]
+    if note:
+        text += ["", note]
+    return "\n".join(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", nargs="*", help="name prefixes (default: all 00-06)")
@@ -160,13 +269,30 @@ def main() -> int:
     parser.add_argument("--label", default="")
     parser.add_argument("--note", default="", help="a paragraph added under the tables")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--fork", action="store_true",
+                        help="run the pages with their kernels all running together, ordinary kernels and then "
+                             "kernels forked by dclab's provisioner (dclab-fork), and compare")
     args = parser.parse_args()
+
+    paths = sorted(args.folder.glob("[0-9][0-9]_*.ipynb"))
+    paths = [p for p in paths if not args.notebooks or any(p.name.startswith(x) for x in args.notebooks)]
+    if args.fork:
+        pages = [] if args.no_references else [(n, None, c, "") for n, c in REFERENCES.items()]
+        pages += [(p.name, p, "", "") for p in paths]
+        if not args.no_train:
+            pages.append(("02 + retrain 2 epochs", args.folder / "02_pruning.ipynb", "", TRAIN))
+        runs = {name: measure_together(pages, name, args.folder) for name in ("local-provisioner", "dclab-fork")}
+        if args.json:
+            args.json.write_text(json.dumps({"label": args.label, **runs}, indent=1))
+        markdown = together_report(runs["local-provisioner"], runs["dclab-fork"], args.note)
+        print(markdown)
+        if not args.no_write:
+            write_section("page-memory", markdown)
+        return 0
 
     rows = []
     if not args.no_references:
         rows += [measure(name, code=code) for name, code in REFERENCES.items()]
-    paths = sorted(args.folder.glob("[0-9][0-9]_*.ipynb"))
-    paths = [p for p in paths if not args.notebooks or any(p.name.startswith(x) for x in args.notebooks)]
     rows += [measure(p.name, p, folder=args.folder) for p in paths]
     if not args.no_train:
         rows.append(measure("02 + retrain 2 epochs", args.folder / "02_pruning.ipynb", extra=TRAIN, folder=args.folder))

@@ -17,6 +17,10 @@ progressive rendering (outputs shown cell by cell) cannot be combined with prehe
 CPU: one idle kernel per notebook (their memory is in ``benchmarks/RESULTS.md``, section page-open),
 and each visit reruns its notebook in the background (seconds on a warm cache: the lectures' slow
 experiments and measurements are cached, ``dclab.lessons.store``).
+
+Every kernel is forked from one process that has imported torch (``voila.json`` selects the ``dclab-fork``
+provisioner, ``dclab.provisioner``): torch's ~300 MB per process are held once, not once per reader, and a kernel
+starts without importing torch again.
 """
 from __future__ import annotations
 
@@ -88,6 +92,12 @@ def _handout_kernel_manager():
 
     class HandOutKernelManager(AsyncMappingKernelManager):
         seen: set[str]
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            from dclab.provisioner import register
+
+            register()  # voila.json's dclab-fork provisioner, also where the install predates its entry point
 
         async def cull_kernel_if_idle(self, kernel_id: str):
             seen = self.__dict__.setdefault("seen", set())

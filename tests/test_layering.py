@@ -19,7 +19,7 @@ LAYERS = {
     0: ["errors", "deprecation", "cache", "memory", "paper", "hardware", "numformats",
         "algorithms", "algorithms.prune", "algorithms.quantize", "algorithms.lowrank", "algorithms.ternary",
         "codec", "codec.sparse", "codec.huffman", "codec.container", "codec.entropy"],
-    1: ["paths", "progress", "serve", "data", "models", "models.layers", "models.lenet", "models.squeezenet",
+    1: ["paths", "progress", "serve", "forkserver", "provisioner", "data", "models", "models.layers", "models.lenet", "models.squeezenet",
         "models.rnn", "models.reference", "train", "zoo"],
     2: ["pipeline", "pipeline.config", "pipeline.report", "pipeline.compress", "pipeline.ladder", "pipeline.staged", "pipeline.session",
         "pipeline.allocate", "pipeline.dsd", "pipeline.ternary",
