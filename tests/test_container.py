@@ -90,6 +90,25 @@ def test_doc_example_byte_for_byte():
     ]
 
 
+DOC_EXAMPLE_ANS_HEX = (  # docs/dcz-format.md, the same layer ANS-coded
+    "8944435a0d0a1a0a030048454144440000007b2261726368223a2264656d6f222c22687566666d616e223a66616c73652c226e5f6c6179"
+    "657273223a312c226d657461223a7b7d2c22636f646572223a22616e73227da4fe3a844c41595219000000036970310102020000000800"
+    "000002020400000005000000002710e86a43454e541000000000000000000000bf0000803e0000403f27d1daad57414e53070000001249"
+    "000000c081de8bd00f47414e530600000015a46000005f0651616e44454e44000000005fb8285c"
+)
+
+
+def test_doc_example_ans_byte_for_byte():
+    data = to_bytes("demo", [doc_layer()], coder="ans")
+    assert data.hex() == DOC_EXAMPLE_ANS_HEX and len(data) == 204
+    model = from_bytes(data)
+    assert model.ans and not model.huffman and model.coding == "ans"
+    assert_same_layer(doc_layer(), model.layers[0])
+    (s,) = model.layer_stats()
+    assert s.sections == {"LAYR": 25, "CENT": 16, "WANS": 7, "GANS": 6}
+    assert (s.ans_table_bytes, s.ans_payload_bytes) == (3 + 2, 4 + 4)
+
+
 def test_doc_example_layer_stats():
     model = from_bytes(bytes.fromhex(DOC_EXAMPLE_HEX))
     (s,) = model.layer_stats()
