@@ -59,15 +59,16 @@ def main() -> int:
 
     load_before = os.getloadavg()[0]
     test, folder = load_mnist("test"), Path(tempfile.mkdtemp())
-    files, layers, design = [], [], []
+    files, layers, design, sources = [], [], [], []
     for arch in args.arches:
         for recipe in args.recipes:
             point = frontier.file_point(pipeline_run(arch, recipe=recipe, reduced=False))
             rows = frontier.coded_files(point, test, folder)
             print(frontier.coded_files_sentence(rows), flush=True)
             files += [{**r, "recipe": recipe, "command": point.command} for r in rows]
-            for r in frontier.stream_bytes(rows[0]["dcz"], rows[1]["dcz"]):
-                layers.append({"network": frontier.TITLES[arch], "recipe": recipe, **r})
+            per_layer = frontier.stream_bytes(rows[0]["dcz"], rows[1]["dcz"])
+            layers += [{"network": frontier.TITLES[arch], "recipe": recipe, **r} for r in per_layer]
+            sources.append(frontier.stream_bytes_sentence(f"{frontier.TITLES[arch]} ({recipe})", per_layer))
             static = adaptive = 0
             for layer in point.run.dcz.layers:
                 for name, sym in dcz_streams(point.run.dcz)[layer.name].items():
@@ -97,6 +98,7 @@ def main() -> int:
         lines.append(f"| {r['network']} | {r['recipe']} | {r['layer']} | {r['entries']:,} | {r['Huffman tables']:,} | "
                      f"{r['Huffman payload']:,} | {r['ANS tables']:,} | {r['ANS payload']:,} | {r['Huffman layer']:,} | "
                      f"{r['ANS layer']:,} | {r['saved']:+,} |")
+    lines += [""] + [f"- {line}" for line in sources]
     lines += ["", "The ANS side data, a design choice measured on the same streams (all layers' index and gap "
               "streams, table and words, framing not included): the stored static model (chosen) against an adaptive "
               "Krichevsky-Trofimov model that needs no table (each symbol coded with the counts of those before it "

@@ -392,6 +392,13 @@ def test_stream_bytes_split_each_layer_into_side_data_and_payload(point, synthet
         assert r["Huffman tables"] + r["Huffman payload"] == sum(n for k, n in h.sections.items() if k[1:] in ("TAB", "DAT"))
         assert r["ANS tables"] + r["ANS payload"] == sum(n for k, n in a.sections.items() if k.endswith("ANS"))
         assert r["saved"] == h.stored_bytes - a.stored_bytes
+    sentence = frontier.stream_bytes_sentence("LeNet-300-100", rows)
+    framing = 12 * sum(1 + (layer.gap_bits > 0) for layer in point.run.dcz.layers)  # one section less per stream
+    tables = sum(r["Huffman tables"] - r["ANS tables"] for r in rows)
+    payload = sum(r["Huffman payload"] - r["ANS payload"] for r in rows)
+    assert sum(r["saved"] for r in rows) == tables + payload + framing
+    assert f"{tables:,} of side data" in sentence and f"{payload:,} of payload" in sentence
+    assert f"{framing:,} of section framing" in sentence
     # the layers are the whole file but its header: the file's saving is the layers' and the header's
     header = ans_row["dcz"].header_bytes - base["dcz"].header_bytes
     assert sum(r["saved"] for r in rows) - header == ans_row["saved"]
