@@ -46,6 +46,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["frontier", "noloss"])
     parser.add_argument("--arches", nargs="+", default=["lenet300", "lenet5"])
+    parser.add_argument("--cached-only", action="store_true",
+                        help="measure only the runs already cached, naming the others, instead of training them")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -55,13 +57,16 @@ def main() -> int:
     from dclab.codec.entropy import dcz_streams
     from dclab.data import load_mnist
     from dclab.lessons import frontier
-    from dclab.lessons.coding import pipeline_run
+    from dclab.lessons.coding import compressed_path, pipeline_run, recipe_config
 
     load_before = os.getloadavg()[0]
     test, folder = load_mnist("test"), Path(tempfile.mkdtemp())
-    files, layers, design, sources = [], [], [], []
+    files, layers, design, sources, skipped = [], [], [], [], []
     for arch in args.arches:
         for recipe in args.recipes:
+            if args.cached_only and not compressed_path(arch, recipe_config(arch, recipe)).is_file():
+                skipped.append(f"{frontier.TITLES[arch]} {recipe}")
+                continue
             point = frontier.file_point(pipeline_run(arch, recipe=recipe, reduced=False))
             rows = frontier.coded_files(point, test, folder)
             print(frontier.coded_files_sentence(rows), flush=True)
@@ -98,6 +103,8 @@ def main() -> int:
         lines.append(f"| {r['network']} | {r['recipe']} | {r['layer']} | {r['entries']:,} | {r['Huffman tables']:,} | "
                      f"{r['Huffman payload']:,} | {r['ANS tables']:,} | {r['ANS payload']:,} | {r['Huffman layer']:,} | "
                      f"{r['ANS layer']:,} | {r['saved']:+,} |")
+    if skipped:
+        lines += ["", f"Not measured (`--cached-only`; their full runs were not cached yet): {', '.join(skipped)}."]
     lines += [""] + [f"- {line}" for line in sources]
     lines += ["", "The ANS side data, a design choice measured on the same streams (all layers' index and gap "
               "streams, table and words, framing not included): the stored static model (chosen) against an adaptive "
