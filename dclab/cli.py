@@ -91,6 +91,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         "finetune_epochs": args.finetune_epochs,
         "init": args.init,
         "bias_bits": args.bias_bits,
+        "codebook_bits": args.codebook_bits,
+        "coder": args.coder,
         "train_subset": args.train_subset,
         "seed": args.seed,
     }
@@ -118,7 +120,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from dclab.pipeline import report_from_dcz
 
     dcz = read_dcz(_existing(args.file))
-    print(f"{args.file}: {dcz.arch}, {'Huffman-coded' if dcz.huffman else 'fixed-width'}, {dcz.n_bytes:,} bytes")
+    coding = {"huffman": "Huffman-coded", "ans": "ANS-coded", "fixed-width": "fixed-width"}[dcz.coding]
+    print(f"{args.file}: {dcz.arch}, {coding}, {dcz.n_bytes:,} bytes")
     print(report_from_dcz(dcz))
     return 0
 
@@ -190,6 +193,11 @@ def _add_compression_commands(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--init", choices=ALL_INITS, help="k-means initialization (linear; optimal: the least-squares clustering)")
     compress.add_argument("--bias-bits", type=int, choices=(32, 16),
                           help="store biases as float32 (32, a version-1 file) or float16 (16, a version-2 file)")
+    compress.add_argument("--codebook-bits", type=int, choices=(32, 16),
+                          help="store codebooks (centroids) as float32 (32) or float16 (16, a version-3 file)")
+    compress.add_argument("--coder", choices=("huffman", "ans"),
+                          help="entropy-code indices and gaps with Huffman (huffman, the paper's and the default) "
+                               "or ANS (ans, a version-3 file, notebook 07)")
     compress.add_argument("--no-huffman", action="store_true", help="write fixed-width codes")
     compress.add_argument("--train-subset", type=int, help="train on the first N digits only (quick runs)")
     compress.add_argument("--seed", type=int, help="training seed (0)")

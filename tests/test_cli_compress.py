@@ -30,6 +30,9 @@ BAD = [
     (["compress", "lenet300", "--layer-bits", "ip1=0"], "bits of layer 'ip1' must be an integer from 1 to 16"),
     (["compress", "lenet300", "--layer-bits", "ip1=2.5"], "--layer-bits takes NAME=BITS"),
     (["compress", "lenet300", "--layer-bits", "ip9=3"], "the model has no layer ip9"),
+    (["compress", "lenet300", "--coder", "ans", "--no-huffman"], "coder='ans' entropy-codes .* choose one"),
+    (["compress", "lenet300", "--coder", "arithmetic"], "invalid choice"),
+    (["compress", "lenet300", "--codebook-bits", "8"], "invalid choice"),
     (["inspect", "missing.dcz"], "no such file: missing.dcz"),
     (["evaluate", "missing.dcz"], "no such file: missing.dcz"),
 ]
@@ -55,7 +58,7 @@ def test_bad_options_fail_with_one_line(args, reason, tmp_path, monkeypatch, cap
     _one_line_error(capsys.readouterr().err, reason)
 
 
-@pytest.mark.parametrize("case", [0, 1, 8, 12], ids=["bits-0", "bits-17", "unknown-model", "missing-file"])
+@pytest.mark.parametrize("case", [0, 1, 8, 15], ids=["bits-0", "bits-17", "unknown-model", "missing-file"])
 def test_bad_options_exit_nonzero_in_a_shell(case, tmp_path):
     args, reason = BAD[case]
     done = dclab(*args, cwd=tmp_path)
@@ -136,5 +139,30 @@ def test_layer_bits_set_the_named_layers_codebooks(lenet300, tmp_path):
     assert bits == {"ip1": 3, "ip2": 5, "ip3": 5} and dcz.meta["config"]["layer_bits"] == {"ip1": 3}
     assert all(len(layer.centroids) <= 2 ** layer.bits for layer in dcz.layers)
     config = CompressionConfig.preset("lenet300", layer_bits={"ip1": 3}, fc_bits=5, prune_steps=1, retrain_epochs=1,
+                                      finetune_epochs=1, train_subset=600)
+    compressed_path("lenet300", config).unlink(missing_ok=True)  # the copy the command cached
+
+
+def test_ans_and_float16_codebooks_from_the_command_line(lenet300, tmp_path, capsys):
+    """``--coder ans --codebook-bits 16`` writes a version-3 file: ANS-coded, float16 centroids, the settings in
+    its metadata; ``inspect`` says so and ``evaluate`` reads back the error the run measured."""
+    from dclab.cli import main
+    from dclab.codec.container import read_dcz
+    from dclab.lessons.coding import compressed_path
+    from dclab.pipeline import CompressionConfig
+
+    out = tmp_path / "ans.dcz"
+    quick = ["--prune-steps", "1", "--retrain-epochs", "1", "--finetune-epochs", "1", "--train-subset", "600"]
+    assert main(["compress", "lenet300", "--coder", "ans", "--codebook-bits", "16", "--out", str(out), *quick]) == 0
+    dcz = read_dcz(out)
+    assert out.read_bytes()[8:10] == b"\x03\x00" and dcz.ans
+    assert all(layer.codebook_bits == 16 for layer in dcz.layers)
+    assert dcz.meta["config"]["coder"] == "ans" and dcz.meta["config"]["codebook_bits"] == 16
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    assert f"lenet300, ANS-coded, {out.stat().st_size:,} bytes" in capsys.readouterr().out
+    assert main(["evaluate", str(out)]) == 0
+    assert f"test error {100 * dcz.meta['test_error_after']:.2f}%" in capsys.readouterr().out
+    config = CompressionConfig.preset("lenet300", coder="ans", codebook_bits=16, prune_steps=1, retrain_epochs=1,
                                       finetune_epochs=1, train_subset=600)
     compressed_path("lenet300", config).unlink(missing_ok=True)  # the copy the command cached

@@ -1,6 +1,7 @@
 """The .dcz file: the documented example byte for byte, round trips, and refusing every bad file."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import pickle
@@ -87,6 +88,25 @@ def test_doc_example_byte_for_byte():
         [0.0, 0.75, 0.0, 0.0, -0.5, 0.0, 0.0, 0.0],
         [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25],
     ]
+
+
+DOC_EXAMPLE_ANS_HEX = (  # docs/dcz-format.md, the same layer ANS-coded
+    "8944435a0d0a1a0a030048454144440000007b2261726368223a2264656d6f222c22687566666d616e223a66616c73652c226e5f6c6179"
+    "657273223a312c226d657461223a7b7d2c22636f646572223a22616e73227da4fe3a844c41595219000000036970310102020000000800"
+    "000002020400000005000000002710e86a43454e541000000000000000000000bf0000803e0000403f27d1daad57414e53070000001249"
+    "000000c081de8bd00f47414e530600000015a46000005f0651616e44454e44000000005fb8285c"
+)
+
+
+def test_doc_example_ans_byte_for_byte():
+    data = to_bytes("demo", [doc_layer()], coder="ans")
+    assert data.hex() == DOC_EXAMPLE_ANS_HEX and len(data) == 204
+    model = from_bytes(data)
+    assert model.ans and not model.huffman and model.coding == "ans"
+    assert_same_layer(doc_layer(), model.layers[0])
+    (s,) = model.layer_stats()
+    assert s.sections == {"LAYR": 25, "CENT": 16, "WANS": 7, "GANS": 6}
+    assert (s.ans_table_bytes, s.ans_payload_bytes) == (3 + 2, 4 + 4)
 
 
 def test_doc_example_layer_stats():
@@ -225,11 +245,13 @@ def test_roundtrip_random_models(layers, huffman, meta):
 # Refusing bad files: every truncation, every changed byte, foreign files
 
 
-@pytest.fixture(scope="module", params=[(True, 32), (False, 32), (True, 16)],
-                ids=["huffman", "fixed", "version-2-float16-bias"])
+@pytest.fixture(scope="module", params=[(True, 32, "huffman", 32), (False, 32, "huffman", 32), (True, 16, "huffman", 32),
+                                        (True, 32, "ans", 32), (True, 16, "huffman", 16)],
+                ids=["huffman", "fixed", "version-2-float16-bias", "version-3-ans", "version-3-float16-codebook"])
 def small_file(request) -> bytes:
-    huffman, bias_bits = request.param
-    data = to_bytes("tiny", small_layers(bias_bits), huffman=huffman, meta={"a": 1})
+    huffman, bias_bits, coder, codebook_bits = request.param
+    layers = [dataclasses.replace(layer, codebook_bits=codebook_bits) for layer in small_layers(bias_bits)]
+    data = to_bytes("tiny", layers, huffman=huffman, meta={"a": 1}, coder=coder)
     assert 300 < len(data) < 700
     return data
 
@@ -441,3 +463,123 @@ def test_the_version_byte_must_be_the_lowest_that_holds_the_file():
 def test_bias_bits_must_be_16_or_32():
     with pytest.raises(DclabError, match="bias_bits must be 32 or 16"):
         random_layer("ip1", "fc", (5, 12), 2, 2, seed=1, bias_bits=8)
+
+
+# ---------------------------------------------------------------------------
+# Version 3: ANS-coded streams and float16 codebooks
+
+
+def _v3_layers(codebook_bits: int = 32, bias_bits: int = 32) -> list[CompressedLayer]:
+    return [dataclasses.replace(layer, codebook_bits=codebook_bits) for layer in small_layers(bias_bits)]
+
+
+def test_ans_and_float16_codebooks_round_trip_as_version_3():
+    for coder, codebook_bits in (("ans", 32), ("huffman", 16), ("ans", 16)):
+        layers = _v3_layers(codebook_bits, bias_bits=16)
+        data = to_bytes("tiny", layers, coder=coder, meta={"m": 1})
+        assert struct.unpack_from("<H", data, 8) == (3,)
+        back = from_bytes(data)
+        assert (back.ans, back.huffman, back.meta) == (coder == "ans", coder == "huffman", {"m": 1})
+        for written, read in zip(layers, back.layers):
+            assert_same_layer(written, read)
+            assert (read.codebook_bits, read.bias_bits) == (written.codebook_bits, written.bias_bits)
+
+
+def test_float16_codebooks_are_rounded_and_half_the_bytes():
+    v1, v3 = to_bytes("tiny", _v3_layers(32)), to_bytes("tiny", _v3_layers(16))
+    assert len(v1) - len(v3) == 2 * (4 + 8 + 4)  # 2 bytes less per centroid; nothing else changes
+    back = from_bytes(v3)
+    for original, read in zip(small_layers(), back.layers):
+        assert torch.equal(read.centroids, original.centroids.half().float())
+    assert [s.codebook_bytes for s in back.layer_stats()] == [8, 16, 8]
+    with pytest.raises(DclabError, match="float16's range"):
+        CompressedLayer("ip1", "fc", (1, 2), 1, 0, [0.0, 1e6], torch.tensor([0, 1]), codebook_bits=16)
+    with pytest.raises(DclabError, match="codebook_bits must be 32 or 16"):
+        CompressedLayer("ip1", "fc", (1, 2), 1, 0, [0.0, 1.0], torch.tensor([0, 1]), codebook_bits=8)
+
+
+def test_ans_file_stats_split_table_and_words_and_match_the_huffman_files_sizes():
+    layers = small_layers()
+    coded, huff = from_bytes(to_bytes("tiny", layers, coder="ans")), from_bytes(to_bytes("tiny", layers))
+    for a, h in zip(coded.layer_stats(), huff.layer_stats()):
+        assert a.ans and not a.huffman
+        streams = [v for k, v in a.sections.items() if k.endswith("ANS")]
+        assert a.ans_table_bytes + a.ans_payload_bytes == sum(streams)
+        assert (a.huffman_bits, a.size_pqh_bytes, a.table_bytes) == (h.huffman_bits, h.size_pqh_bytes, h.table_bytes)
+
+
+def test_ans_saves_past_huffmans_whole_bit():
+    g = torch.Generator().manual_seed(0)
+    indices = (torch.rand(4000, generator=g) < 0.05).long()  # entropy 0.29 bits, Huffman 1 bit per index
+    layer = CompressedLayer("ip1", "fc", (40, 100), 1, 0, torch.tensor([0.5, 2.0]), indices)
+    huff, coded = to_bytes("x", [layer]), to_bytes("x", [layer], coder="ans")
+    assert len(coded) < len(huff) - 300
+    assert_same_layer(layer, from_bytes(coded).layers[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(layer_lists(), st.sampled_from(["huffman", "ans"]), st.sampled_from([32, 16]), st.sampled_from([32, 16]))
+def test_roundtrip_random_models_version_3(layers, coder, codebook_bits, bias_bits):
+    def half_range(x):  # float16 refuses a finite value beyond 65504 (tested above)
+        return None if x is None else torch.where(torch.isfinite(x), x.clamp(-6e4, 6e4), x)
+
+    layers = [dataclasses.replace(layer, centroids=half_range(layer.centroids), bias=half_range(layer.bias),
+                                  codebook_bits=codebook_bits, bias_bits=bias_bits) for layer in layers]
+    data = to_bytes("arch", layers, coder=coder)
+    uses_v3 = coder == "ans" or codebook_bits == 16
+    uses_v2 = any(layer.bias is not None for layer in layers) and bias_bits == 16
+    assert struct.unpack_from("<H", data, 8) == (3 if uses_v3 else 2 if uses_v2 else 1,)
+    model = from_bytes(data)
+    for a, b in zip(layers, model.layers):
+        assert_same_layer(a, b)
+
+
+def test_files_without_the_new_options_keep_their_bytes():
+    # coder="huffman" and float32 codebooks are what every earlier file has: the very same bytes
+    assert to_bytes("demo", [doc_layer()], coder="huffman").hex() == DOC_EXAMPLE_HEX
+    assert to_bytes("tiny", _v3_layers(32, 16)) == to_bytes("tiny", small_layers(16))
+
+
+def test_a_version_2_reader_refuses_a_version_3_file_asking_for_an_upgrade(monkeypatch):
+    for data in (to_bytes("tiny", small_layers(), coder="ans"), to_bytes("tiny", _v3_layers(16))):
+        monkeypatch.setattr(container, "FORMAT_VERSION", 2)  # what the reader before version 3 checks
+        message = _refused(data)
+        assert "version 3" in message and "upgrade dclab" in message
+        monkeypatch.undo()
+
+
+def test_version_3_must_be_the_lowest_that_holds_the_file():
+    for data in (to_bytes("tiny", small_layers(32)), to_bytes("tiny", small_layers(16))):
+        changed = bytearray(data)
+        struct.pack_into("<H", changed, 8, 3)
+        assert "neither ANS-coded nor with a float16 codebook" in _refused(bytes(changed))
+    ans_file, half = bytearray(to_bytes("tiny", small_layers(16), coder="ans")), bytearray(to_bytes("tiny", _v3_layers(16)))
+    struct.pack_into("<H", ans_file, 8, 2)
+    assert "unexpected or missing keys ['coder']" in _refused(bytes(ans_file))
+    struct.pack_into("<H", half, 8, 2)
+    assert "flags" in _refused(bytes(half))
+
+
+def _with_head(data: bytes, head: dict) -> bytes:
+    import json
+
+    pos, n = _sections(data)[0]
+    body = json.dumps(head, separators=(",", ":")).encode()
+    chunk = b"HEAD" + struct.pack("<I", len(body)) + body + struct.pack("<I", zlib.crc32(b"HEAD" + body))
+    return data[:pos] + chunk + data[pos + 12 + n :]
+
+
+def test_an_inconsistent_coder_in_the_header_is_refused():
+    data = to_bytes("tiny", small_layers(), coder="ans")
+    head = {"arch": "tiny", "huffman": False, "n_layers": 3, "meta": {}, "coder": "ans"}
+    assert from_bytes(_with_head(data, head)).ans  # the header rewritten as it was: still valid
+    assert "coder" in _refused(_with_head(data, {**head, "huffman": True}))
+    assert "coder" in _refused(_with_head(data, {**head, "coder": "lzma"}))
+    assert "corrupted" in _refused(_with_head(data, {k: v for k, v in head.items() if k != "coder"}))
+
+
+def test_ans_needs_entropy_coding_and_a_known_coder():
+    with pytest.raises(DclabError, match="choose one"):
+        to_bytes("x", small_layers(), huffman=False, coder="ans")
+    with pytest.raises(DclabError, match="coder must be one of huffman, ans"):
+        to_bytes("x", small_layers(), coder="arithmetic")

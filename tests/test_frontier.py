@@ -66,12 +66,6 @@ def test_a_points_bytes_are_the_files_and_its_parts_add_up(point):
     assert next(r for r in parts if r["part"].startswith("biases"))["bytes"] == 4 * (300 + 100 + 10)
 
 
-def test_ans_savings_are_differences_of_coded_streams(point):
-    s = frontier.ans_savings(point)
-    assert s["saved (payload)"] == pytest.approx(s["Huffman payload"] - s["ANS payload"])
-    assert 0 < s["ANS payload"] < point.bytes and 0 < s["Huffman payload"] < point.bytes
-
-
 def test_goals_are_judged_on_bytes_and_error(point):
     rows = frontier.goal_rows([point])
     goal = frontier.GOALS["lenet300"]
@@ -101,15 +95,6 @@ def test_the_chart_draws_every_file_and_record_on_a_log_axis(point):
     assert all((round(r["bytes"]), round(100 * r["error"], 4)) in drawn for r in published)
     symbols = {t.name: t.marker.symbol for t in markers}
     assert any(name.endswith("(REDUCED run)") and symbol.endswith("-open") for name, symbol in symbols.items())
-
-
-def test_the_ans_sentence_says_which_way_the_side_data_tips_it(point):
-    s = frontier.ans_savings(point)
-    sentence = frontier.ans_sentence(s)
-    assert f"{s['saved (payload)']:,.0f} bytes of payload" in sentence
-    assert ("grow by" in sentence) == (s["saved (with side data)"] < 0)
-    flipped = {**s, "saved (with side data)": -s["saved (with side data)"] or -1.0}
-    assert ("grow by" in frontier.ans_sentence(flipped)) == (flipped["saved (with side data)"] < 0)
 
 
 def test_recipe_changes_show_the_default_sparsities_not_none():
@@ -373,3 +358,47 @@ def test_the_allocated_file_reads_back_within_its_budget(monkeypatch, untrained_
     assert end["bytes"] <= start["bytes"] and (end["bytes"] < start["bytes"]) == bool(result["moves"])
     sentence = frontier.allocation_sentence(result)
     assert f"{start['bytes']:,} bytes" in sentence and f"{end['bytes']:,} bytes" in sentence and "nothing trained" in sentence
+
+
+# ---------------------------------------------------------------- past Huffman: ANS files and float16 codebooks (version 3)
+
+
+def test_coded_files_are_real_version_3_files_read_back(point, synthetic_digits, tmp_path):
+    rows = frontier.coded_files(point, synthetic_digits, tmp_path)
+    assert [r["coding"] for r in rows] == list(frontier.CODINGS)
+    base, ans_row, half, both = rows
+    assert base["path"] == point.path and base["bytes"] == point.bytes and base["version"] == 1
+    for r in rows:
+        assert r["bytes"] == r["path"].stat().st_size and r["saved"] == point.bytes - r["bytes"]
+    assert [r["version"] for r in rows[1:]] == [3, 3, 3] and ans_row["dcz"].ans and both["dcz"].ans
+    # ANS stores the very weights of the Huffman file: the same error, bit for bit the same tensors
+    for key, value in base["dcz"].state_dict().items():
+        assert torch.equal(ans_row["dcz"].state_dict()[key], value)
+    assert ans_row["error"] == base["error"]
+    # float16 codebooks: 2 bytes less per centroid (the metadata grows by the setting and the error measured)
+    n_centroids = sum(layer.centroids.numel() for layer in point.run.dcz.layers)
+    assert 0 < 2 * n_centroids - half["saved"] < 80
+    assert all(torch.equal(layer.centroids, layer.centroids.half().float()) for layer in half["dcz"].layers)
+    assert half["dcz"].meta["test_error_after"] == half["error"] and both["error"] == half["error"]
+    sentence = frontier.coded_files_sentence(rows)
+    assert f"{ans_row['bytes']:,} bytes" in sentence and f"{base['error']:.2%}" in sentence
+
+
+def test_stream_bytes_split_each_layer_into_side_data_and_payload(point, synthetic_digits, tmp_path):
+    base, ans_row = frontier.coded_files(point, synthetic_digits, tmp_path)[:2]
+    rows = frontier.stream_bytes(base["dcz"], ans_row["dcz"])
+    assert [r["layer"] for r in rows] == [layer.name for layer in point.run.dcz.layers]
+    for r, h, a in zip(rows, base["dcz"].layer_stats(), ans_row["dcz"].layer_stats()):
+        assert r["Huffman tables"] + r["Huffman payload"] == sum(n for k, n in h.sections.items() if k[1:] in ("TAB", "DAT"))
+        assert r["ANS tables"] + r["ANS payload"] == sum(n for k, n in a.sections.items() if k.endswith("ANS"))
+        assert r["saved"] == h.stored_bytes - a.stored_bytes
+    sentence = frontier.stream_bytes_sentence("LeNet-300-100", rows)
+    framing = 12 * sum(1 + (layer.gap_bits > 0) for layer in point.run.dcz.layers)  # one section less per stream
+    tables = sum(r["Huffman tables"] - r["ANS tables"] for r in rows)
+    payload = sum(r["Huffman payload"] - r["ANS payload"] for r in rows)
+    assert sum(r["saved"] for r in rows) == tables + payload + framing
+    assert f"{tables:,} of side data" in sentence and f"{payload:,} of payload" in sentence
+    assert f"{framing:,} of section framing" in sentence
+    # the layers are the whole file but its header: the file's saving is the layers' and the header's
+    header = ans_row["dcz"].header_bytes - base["dcz"].header_bytes
+    assert sum(r["saved"] for r in rows) - header == ans_row["saved"]

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dclab"
 LAYERS = {
     0: ["errors", "deprecation", "cache", "memory", "paper", "hardware", "numformats",
         "algorithms", "algorithms.prune", "algorithms.quantize", "algorithms.lowrank", "algorithms.ternary",
-        "codec", "codec.sparse", "codec.huffman", "codec.container", "codec.entropy"],
+        "codec", "codec.sparse", "codec.huffman", "codec.ans", "codec.container", "codec.entropy"],
     1: ["paths", "progress", "serve", "forkserver", "provisioner", "data", "models", "models.layers", "models.lenet", "models.squeezenet",
         "models.rnn", "models.reference", "train", "zoo"],
     2: ["pipeline", "pipeline.config", "pipeline.report", "pipeline.compress", "pipeline.ladder", "pipeline.staged", "pipeline.session",

@@ -246,3 +246,41 @@ def test_float16_biases_are_measured_as_the_file_stores_them(synthetic_digits):
 
 def struct_version(data: bytes) -> int:
     return int.from_bytes(data[8:10], "little")
+
+
+def test_float16_codebooks_and_ans_are_measured_as_the_file_stores_them(synthetic_digits):
+    """``codebook_bits=16`` rounds the centroids before the model is measured; ``coder="ans"`` codes the same
+    weights in other bytes (version 3 either way); settings at their defaults leave the metadata unchanged."""
+    torch.manual_seed(3)
+    model = LeNet300()
+    plain = CompressionConfig(sparsity=SPARSITY)
+    net32, data32, report32 = compress_weights(model, plain, test_data=synthetic_digits)
+    for config in (CompressionConfig(sparsity=SPARSITY, codebook_bits=16),
+                   CompressionConfig(sparsity=SPARSITY, coder="ans"),
+                   CompressionConfig(sparsity=SPARSITY, coder="ans", codebook_bits=16, bias_bits=16)):
+        net, data, report = compress_weights(model, config, test_data=synthetic_digits)
+        assert struct_version(data) == 3 and report.file_bytes == len(data)
+        dcz = container.from_bytes(data)
+        assert dcz.ans == (config.coder == "ans") and dcz.meta["config"] == config.to_dict()
+        rebuilt = load_model(data)
+        for key, value in net.state_dict().items():  # the model measured is the file's, bit for bit
+            assert torch.equal(rebuilt.state_dict()[key], value)
+        assert report.test_error_after == test_error(rebuilt, synthetic_digits)
+        if config.codebook_bits == 16:
+            for layer in dcz.layers:
+                assert torch.equal(layer.centroids, layer.centroids.half().float())
+        else:  # ANS alone: the very weights of the Huffman file
+            for key, value in net32.state_dict().items():
+                assert torch.equal(net.state_dict()[key], value)
+            meta = len(',"coder":"ans"')  # the only difference of the fixed-width and Huffman files: the setting
+            assert {k: v - report32.stage_bytes[k] for k, v in report.stage_bytes.items()} == {
+                "dense": 0, "pruned": 0, "pruned + quantized": meta, "+ Huffman": meta}
+        assert report_from_dcz(data).stage_bytes == report.stage_bytes  # re-encoded from the file alone
+    for key in ("coder", "codebook_bits"):
+        assert key not in plain.to_dict()  # older cache keys and metadata unchanged
+    with pytest.raises(DclabError, match="codebook_bits must be 32 or 16"):
+        CompressionConfig(codebook_bits=8)
+    with pytest.raises(DclabError, match="coder must be one of huffman, ans"):
+        CompressionConfig(coder="arithmetic")
+    with pytest.raises(DclabError, match="choose one"):
+        CompressionConfig(coder="ans", huffman=False)

@@ -1,10 +1,10 @@
 """The ``.dcz`` file: a whole compressed model in real bytes (Deep Compression, all three stages).
 
 Notebooks 04 (the papers' tables from a real file) and 06 (the dashboard);
-the byte layout is in ``docs/dcz-format.md``. A ``.dcz`` holds, per layer, the codebook (float32 centroids), the codebook
-indices of the kept weights and their gaps (sparse storage with filler zeros,
-``dclab.codec.sparse``), Huffman-coded or packed at fixed width, and the float32
-bias. Sizes shown by the app are ``len()`` of these bytes.
+the byte layout is in ``docs/dcz-format.md``. A ``.dcz`` holds, per layer, the codebook (float32 centroids, or
+float16), the codebook indices of the kept weights and their gaps (sparse storage with filler zeros,
+``dclab.codec.sparse``), Huffman-coded, packed at fixed width, or ANS-coded (``dclab.codec.ans``, notebook 07),
+and the bias (float32, or float16). Sizes shown by the app are ``len()`` of these bytes.
 
 The file is a signature, a version and a sequence of checksummed sections
 (PNG's layout). Headers are JSON or fixed binary fields; nothing in a file is ever executed or
@@ -14,6 +14,7 @@ foreign or future-version file with ``DczFormatError``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from dclab.cache import atomic_write_bytes
-from dclab.codec import huffman
+from dclab.codec import ans, huffman
 from dclab.codec.sparse import MAX_GAP_BITS, encode_gaps
 from dclab.deprecation import renamed_attribute, renamed_keywords
 from dclab.errors import DclabError, DczFormatError
@@ -36,13 +37,20 @@ from dclab.errors import DclabError, DczFormatError
 SIGNATURE = b"\x89DCZ\r\n\x1a\n"
 """The first 8 bytes of every ``.dcz`` (like PNG's: catches text-mode and 7-bit mangling)."""
 
-FORMAT_VERSION = 2
-"""The newest version this reader accepts (it reads 1 and 2). Version 2 adds float16 biases (LAYR flags
-bit 1). A file is written at the lowest version that holds it, so a file without float16 biases is a
-version-1 file that dclab 1 reads; any further change to the layout bumps the version again."""
+FORMAT_VERSION = 3
+"""The newest version this reader accepts (it reads 1 to 3). Version 2 adds float16 biases (LAYR flags
+bit 1); version 3 adds ANS-coded streams (``coder="ans"``) and float16 codebooks (LAYR flags bit 2). A
+file is written at the lowest version that holds it, so a file without these is a version-1 file that
+dclab 1 reads; any further change to the layout bumps the version again."""
 
 BIAS_BITS = (32, 16)
 """How a bias may be stored: float32 (version 1), or float16 (version 2)."""
+
+CODEBOOK_BITS = (32, 16)
+"""How a codebook (the centroids) may be stored: float32 (version 1), or float16 (version 3)."""
+
+CODERS = ("huffman", "ans")
+"""How the index and gap streams may be entropy-coded: Huffman (the paper's, the default) or ANS (version 3)."""
 
 MAX_BITS = 16
 """Widest codebook index: 2**16 centroids."""
@@ -68,12 +76,26 @@ Array = Union[torch.Tensor, np.ndarray, Sequence[float]]
 # Layers
 
 
+def stored_floats(values: torch.Tensor, bits: int = 32, what: str = "a value") -> torch.Tensor:
+    """``values`` (float32) as a file stores them: unchanged at 32 bits, rounded to the nearest float16 at 16
+    (a finite value beyond float16's range, 65504, is refused). The pipeline rounds a model's biases and
+    codebooks with this before it measures the model, so the file holds what was measured."""
+    if bits != 16:
+        return values
+    half = values.to(torch.float16)
+    if bool((torch.isinf(half) & torch.isfinite(values)).any()):
+        raise DclabError(f"{what} beyond float16's range (|x| > 65504) cannot be stored in 16 bits: store it as float32")
+    return half.to(torch.float32)
+
+
 def stored_bias(bias: torch.Tensor, bias_bits: int = 32) -> torch.Tensor:
-    """``bias`` (float32) as a file stores it: unchanged at 32 bits, rounded to the nearest float16 at 16. The
-    pipeline rounds a model's biases with this before it measures the model, so the file holds what was measured."""
-    if bias_bits == 16:
-        return bias.to(torch.float16).to(torch.float32)
-    return bias
+    """``bias`` (float32) as a file stores it at ``bias_bits`` (``stored_floats``)."""
+    return stored_floats(bias, bias_bits, "a bias")
+
+
+def stored_centroids(centroids: torch.Tensor, codebook_bits: int = 32) -> torch.Tensor:
+    """A codebook's ``centroids`` (float32) as a file stores them at ``codebook_bits`` (``stored_floats``)."""
+    return stored_floats(centroids, codebook_bits, "a centroid")
 
 
 def _tensor(x: Array, dtype: torch.dtype) -> torch.Tensor:
@@ -104,6 +126,7 @@ class CompressedLayer:
     indices: torch.Tensor
     bias: torch.Tensor | None = None
     bias_bits: int = 32
+    codebook_bits: int = 32
 
     index_bits = renamed_attribute("index_bits", "gap_bits")
 
@@ -124,7 +147,11 @@ class CompressedLayer:
                 f"(0 = dense, no gaps); got {self.gap_bits!r}"
             )
         self.bits, self.gap_bits = int(self.bits), int(self.gap_bits)
-        self.centroids = _tensor(self.centroids, torch.float32).reshape(-1)
+        if self.codebook_bits not in CODEBOOK_BITS or isinstance(self.codebook_bits, bool):
+            raise DclabError(f"layer {self.name!r}: codebook_bits must be 32 or 16 (float32 or float16 centroids); "
+                             f"got {self.codebook_bits!r}")
+        self.codebook_bits = int(self.codebook_bits)
+        self.centroids = stored_centroids(_tensor(self.centroids, torch.float32).reshape(-1), self.codebook_bits)
         if not 1 <= self.centroids.numel() <= 2**self.bits:
             raise DclabError(
                 f"layer {self.name!r}: {self.centroids.numel()} centroids do not fit {self.bits} bits "
@@ -169,15 +196,22 @@ class CompressedLayer:
         gap_bits: int,
         bias: Array | None = None,
         bias_bits: int = 32,
+        codebook_bits: int = 32,
     ) -> CompressedLayer:
         """A layer from a ``dclab.algorithms.quantize.Codebook`` (centroids, indices shaped like ``w``) (notebooks 04, 06)."""
         indices = codebook.indices
-        return cls(name, kind, tuple(indices.shape), bits, gap_bits, codebook.centroids, indices, bias, bias_bits)
+        return cls(name, kind, tuple(indices.shape), bits, gap_bits, codebook.centroids, indices, bias, bias_bits,
+                   codebook_bits)
 
     @property
     def bias_bytes(self) -> int:
         """Bytes of the stored bias (0 without one)."""
         return 0 if self.bias is None else self.bias_bits // 8 * self.bias.numel()
+
+    @property
+    def codebook_bytes(self) -> int:
+        """Bytes of the stored codebook."""
+        return self.codebook_bits // 8 * self.centroids.numel()
 
     @property
     def n_weights(self) -> int:
@@ -189,10 +223,10 @@ class CompressedLayer:
         return self.centroids[self.indices]
 
     def __repr__(self) -> str:
-        bias = "" if self.bias is None else ", bias"
+        bias = "" if self.bias is None else f", float{self.bias_bits} bias"
         return (
             f"CompressedLayer({self.name!r}, {self.kind}, shape={self.shape}, bits={self.bits}, "
-            f"gap_bits={self.gap_bits}, n_centroids={self.centroids.numel()}{bias})"
+            f"gap_bits={self.gap_bits}, n_centroids={self.centroids.numel()} float{self.codebook_bits}{bias})"
         )
 
 
@@ -204,7 +238,9 @@ class LayerStats:
     fixed width (P+Q) and Huffman-coded (P+Q+H), whichever way the file
     stores them; ``size_pq_bytes`` / ``size_pqh_bytes`` add the codebook (and
     for +H the code-length tables), as the paper's ratios do. ``stored_bytes``
-    are this layer's bytes in the file, chunk framing and headers included.
+    are this layer's bytes in the file, chunk framing and headers included. In an ANS-coded file
+    (``ans``) the Huffman fields are what Huffman would give, and ``ans_table_bytes`` /
+    ``ans_payload_bytes`` are the ANS streams' frequency tables and coded words as stored.
     """
 
     name: str
@@ -227,6 +263,9 @@ class LayerStats:
     bias_bytes: int
     stored_bytes: int
     sections: dict[str, int] = field(default_factory=dict)
+    ans: bool = False
+    ans_table_bytes: int = 0
+    ans_payload_bytes: int = 0
     index_bits = renamed_attribute("index_bits", "gap_bits")
     index_bits_huffman = renamed_attribute("index_bits_huffman", "gap_bits_huffman")
 
@@ -267,6 +306,7 @@ class DczModel:
     """A ``.dcz`` read back: architecture name, layers, metadata and sizes (notebooks 04, 06).
 
     ``arch`` is a zoo name (``"lenet300"``) or ``CUSTOM_ARCH + class name`` for a network of your own.
+    ``huffman``: the streams are Huffman-coded; ``ans``: ANS-coded (version 3); neither: fixed width.
     """
 
     arch: str
@@ -276,6 +316,12 @@ class DczModel:
     n_bytes: int
     header_bytes: int
     stats: list[LayerStats] = field(repr=False, default_factory=list)
+    ans: bool = False
+
+    @property
+    def coding(self) -> str:
+        """How the streams are coded: ``"huffman"``, ``"ans"`` or ``"fixed-width"``."""
+        return "ans" if self.ans else "huffman" if self.huffman else "fixed-width"
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Dense tensors keyed ``"{name}.weight"`` / ``"{name}.bias"`` for ``load_state_dict`` (notebooks 04, 06)."""
@@ -297,9 +343,8 @@ class DczModel:
         raise KeyError(name)
 
     def __repr__(self) -> str:
-        coding = "huffman" if self.huffman else "fixed-width"
         names = ", ".join(layer.name for layer in self.layers)
-        return f"DczModel({self.arch!r}, {coding}, {self.n_bytes} bytes, layers=[{names}])"
+        return f"DczModel({self.arch!r}, {self.coding}, {self.n_bytes} bytes, layers=[{names}])"
 
 
 # ---------------------------------------------------------------------------
@@ -319,8 +364,11 @@ def _chunk(ctype: bytes, body: bytes) -> bytes:
     return ctype + struct.pack("<I", len(body)) + body + struct.pack("<I", zlib.crc32(ctype + body))
 
 
-def _stream_chunks(tag: bytes, symbols: np.ndarray, width: int, use_huffman: bool) -> Iterator[bytes]:
-    """The table (Huffman only) and data chunks of one symbol stream."""
+def _stream_chunks(tag: bytes, symbols: np.ndarray, width: int, use_huffman: bool, use_ans: bool) -> Iterator[bytes]:
+    """The table (Huffman only) and data chunks of one symbol stream; one chunk, table and words, with ANS."""
+    if use_ans:
+        yield _chunk(tag + b"ANS", ans.encode(symbols).to_bytes())
+        return
     if use_huffman:
         stream = huffman.encode(symbols)
         payload, n_bits = stream.payload, stream.n_bits
@@ -331,7 +379,7 @@ def _stream_chunks(tag: bytes, symbols: np.ndarray, width: int, use_huffman: boo
     yield _chunk(tag + b"DAT", bytes([pad]) + payload)
 
 
-def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
+def _layer_chunks(layer: CompressedLayer, use_huffman: bool, use_ans: bool) -> Iterator[bytes]:
     flat = layer.indices.reshape(-1).numpy()
     sparse = encode_gaps(flat, layer.gap_bits) if layer.gap_bits else None
     values = sparse.values if sparse is not None else flat
@@ -343,15 +391,16 @@ def _layer_chunks(layer: CompressedLayer, use_huffman: bool) -> Iterator[bytes]:
             struct.pack("<BB", KINDS.index(layer.kind), len(layer.shape)),
             struct.pack(f"<{len(layer.shape)}I", *layer.shape),
             struct.pack("<BBII", layer.bits, layer.gap_bits, layer.centroids.numel(), values.size),
-            # flags: bit 0 = has a bias, bit 1 = the bias is float16 (version 2)
-            struct.pack("<B", (layer.bias is not None) | (layer.bias is not None and layer.bias_bits == 16) << 1),
+            # flags: bit 0 = has a bias, bit 1 = the bias is float16 (version 2), bit 2 = float16 codebook (version 3)
+            struct.pack("<B", (layer.bias is not None) | (layer.bias is not None and layer.bias_bits == 16) << 1
+                        | (layer.codebook_bits == 16) << 2),
         ]
     )
     yield _chunk(b"LAYR", header)
-    yield _chunk(b"CENT", layer.centroids.numpy().astype("<f4").tobytes())
-    yield from _stream_chunks(b"W", values, layer.bits, use_huffman)
+    yield _chunk(b"CENT", layer.centroids.numpy().astype("<f2" if layer.codebook_bits == 16 else "<f4").tobytes())
+    yield from _stream_chunks(b"W", values, layer.bits, use_huffman, use_ans)
     if sparse is not None:
-        yield from _stream_chunks(b"G", sparse.gap_codes, layer.gap_bits, use_huffman)
+        yield from _stream_chunks(b"G", sparse.gap_codes, layer.gap_bits, use_huffman, use_ans)
     if layer.bias is not None:
         yield _chunk(b"BIAS", layer.bias.numpy().astype("<f2" if layer.bias_bits == 16 else "<f4").tobytes())
 
@@ -361,8 +410,15 @@ def to_bytes(
     layers: Sequence[CompressedLayer],
     huffman: bool = True,
     meta: Mapping[str, Any] | None = None,
+    coder: str = "huffman",
 ) -> bytes:
-    """Encode a compressed model as ``.dcz`` bytes (Huffman-coded, or fixed-width) (notebooks 04, 06)."""
+    """Encode a compressed model as ``.dcz`` bytes (notebooks 04, 06): entropy-coded by ``coder`` (``"huffman"``,
+    or ``"ans"``: a version-3 file, notebook 07), or at fixed width with ``huffman=False``."""
+    if coder not in CODERS:
+        raise DclabError(f"coder must be one of {', '.join(CODERS)}; got {coder!r}")
+    use_ans = coder == "ans"
+    if use_ans and not huffman:
+        raise DclabError("coder='ans' entropy-codes the streams, huffman=False writes them at fixed width: choose one")
     if not isinstance(arch, str) or not arch:
         raise DclabError(f"arch must be a model name such as 'lenet300'; got {arch!r}")
     layers = list(layers)
@@ -374,13 +430,22 @@ def to_bytes(
     meta = dict(meta or {})
     if not all(isinstance(k, str) for k in meta):
         raise DclabError("metadata keys must be strings")
-    head = {"arch": arch, "huffman": bool(huffman), "n_layers": len(layers), "meta": meta}
-    version = 2 if any(layer.bias is not None and layer.bias_bits == 16 for layer in layers) else 1
-    parts = [SIGNATURE, struct.pack("<H", version), _chunk(b"HEAD", _json_bytes(head))]
+    head = {"arch": arch, "huffman": bool(huffman) and not use_ans, "n_layers": len(layers), "meta": meta}
+    if use_ans:
+        head["coder"] = "ans"
+    parts = [SIGNATURE, struct.pack("<H", _lowest_version(layers, use_ans)), _chunk(b"HEAD", _json_bytes(head))]
     for layer in layers:
-        parts.extend(_layer_chunks(layer, bool(huffman)))
+        parts.extend(_layer_chunks(layer, bool(huffman) and not use_ans, use_ans))
     parts.append(_chunk(b"DEND", b""))
     return b"".join(parts)
+
+
+def _lowest_version(layers: Sequence[CompressedLayer], use_ans: bool) -> int:
+    """The lowest format version that holds these layers so coded: 3 with ANS or a float16 codebook, 2 with a
+    float16 bias, else 1."""
+    if use_ans or any(layer.codebook_bits == 16 for layer in layers):
+        return 3
+    return 2 if any(layer.bias is not None and layer.bias_bits == 16 for layer in layers) else 1
 
 
 def write_dcz(
@@ -389,9 +454,10 @@ def write_dcz(
     layers: Sequence[CompressedLayer],
     huffman: bool = True,
     meta: Mapping[str, Any] | None = None,
+    coder: str = "huffman",
 ) -> int:
     """Write a ``.dcz`` file (via a temporary file and a rename); returns the bytes written (notebooks 04, 06)."""
-    data = to_bytes(arch, layers, huffman=huffman, meta=meta)
+    data = to_bytes(arch, layers, huffman=huffman, meta=meta, coder=coder)
     atomic_write_bytes(path, data)
     return len(data)
 
@@ -540,11 +606,26 @@ def _read_stream(
     return symbols, n_bits, sections
 
 
-def _read_layer(reader: _Reader, use_huffman: bool, budget: int, version: int) -> tuple[CompressedLayer, LayerStats]:
+def _read_ans_stream(
+    reader: _Reader, tag: bytes, n_symbols: int, alphabet: int, what: str
+) -> tuple[np.ndarray, dict[str, int], int, int]:
+    """Decode one ANS stream (version 3); returns (symbols, {section: bytes}, table bytes, payload bytes)."""
+    body = reader.chunk(tag + b"ANS")
+    try:
+        symbols, table_bytes, payload_bytes = ans.decode(body, n_symbols, alphabet)
+    except DclabError as err:
+        raise DczFormatError(f"corrupted .dcz: {what}: {err}. {_REPAIR}") from None
+    return symbols, {(tag + b"ANS").decode(): len(body)}, table_bytes, payload_bytes
+
+
+def _read_layer(
+    reader: _Reader, use_huffman: bool, use_ans: bool, budget: int, version: int
+) -> tuple[CompressedLayer, LayerStats]:
     start = reader.pos
     body = reader.chunk(b"LAYR")
     sections = {"LAYR": len(body)}
-    name, kind, shape, bits, gap_bits, n_centroids, n_entries, bias_bits = _layer_header(bytes(body), version)
+    name, kind, shape, bits, gap_bits, n_centroids, n_entries, bias_bits, codebook_bits = _layer_header(
+        bytes(body), version)
     what = f"layer {name!r}"
     n_weights = math.prod(shape)
     if n_weights > budget:
@@ -554,17 +635,28 @@ def _read_layer(reader: _Reader, use_huffman: bool, budget: int, version: int) -
 
     cent = reader.chunk(b"CENT")
     sections["CENT"] = len(cent)
-    if len(cent) != 4 * n_centroids:
-        raise DczFormatError(f"corrupted .dcz: {what} has {len(cent)} codebook bytes for {n_centroids} centroids")
-    centroids = torch.from_numpy(np.frombuffer(bytes(cent), dtype="<f4").astype(np.float32))
+    if len(cent) != codebook_bits // 8 * n_centroids:
+        raise DczFormatError(f"corrupted .dcz: {what} has {len(cent)} codebook bytes for {n_centroids} centroids "
+                             f"in float{codebook_bits}")
+    centroids = torch.from_numpy(
+        np.frombuffer(bytes(cent), dtype="<f2" if codebook_bits == 16 else "<f4").astype(np.float32))
 
-    values, w_bits, s = _read_stream(reader, b"W", n_entries, bits, n_centroids, use_huffman, f"{what} indices")
-    sections.update(s)
-    if gap_bits:
-        codes, g_bits, s = _read_stream(
-            reader, b"G", n_entries, gap_bits, 2**gap_bits, use_huffman, f"{what} gaps"
-        )
+    ans_sizes = [0, 0]  # table, payload bytes of the ANS streams
+
+    def stream(tag: bytes, width: int, alphabet: int, label: str) -> tuple[np.ndarray, int]:
+        if use_ans:
+            symbols, s, table, payload = _read_ans_stream(reader, tag, n_entries, alphabet, f"{what} {label}")
+            ans_sizes[0] += table
+            ans_sizes[1] += payload
+            n_bits = 0
+        else:
+            symbols, n_bits, s = _read_stream(reader, tag, n_entries, width, alphabet, use_huffman, f"{what} {label}")
         sections.update(s)
+        return symbols, n_bits
+
+    values, w_bits = stream(b"W", bits, n_centroids, "indices")
+    if gap_bits:
+        codes, g_bits = stream(b"G", gap_bits, 2**gap_bits, "gaps")
         flat = _scatter(values, codes + 1, n_weights, gap_bits, what)
         n_fillers = int(np.count_nonzero(values == 0))
     else:
@@ -580,15 +672,21 @@ def _read_layer(reader: _Reader, use_huffman: bool, budget: int, version: int) -
         bias = torch.from_numpy(np.frombuffer(bytes(body), dtype="<f2" if bias_bits == 16 else "<f4").astype(np.float32))
 
     layer = CompressedLayer(name, kind, tuple(shape), bits, gap_bits, centroids, torch.from_numpy(flat), bias,
-                            bias_bits or 32)
+                            bias_bits or 32, codebook_bits)
     stats = _layer_stats(layer, values, codes, n_fillers, use_huffman, w_bits, g_bits, sections, reader.pos - start)
+    if use_ans:
+        stats = dataclasses.replace(stats, ans=True, ans_table_bytes=ans_sizes[0], ans_payload_bytes=ans_sizes[1])
     return layer, stats
 
 
-def _layer_header(body: bytes, version: int) -> tuple[str, str, list[int], int, int, int, int, int]:
-    """Parse a LAYR section: name, kind, shape, bits, gap_bits, n_centroids, n_entries, bias bits (0: no bias).
+_FLAGS = {1: (0, 1), 2: (0, 1, 3), 3: (0, 1, 3, 4, 5, 7)}
+"""The LAYR flags each version allows: bit 0 = has a bias, bit 1 (with bit 0, version 2 on) = the bias is
+float16, bit 2 (version 3 on) = the codebook is float16."""
 
-    Flags: bit 0 = has a bias; bit 1 (version 2 only, with bit 0) = the bias is float16."""
+
+def _layer_header(body: bytes, version: int) -> tuple[str, str, list[int], int, int, int, int, int, int]:
+    """Parse a LAYR section: name, kind, shape, bits, gap_bits, n_centroids, n_entries, bias bits (0: no bias),
+    codebook bits. The flags must be ones ``version`` allows (``_FLAGS``)."""
     bad = f"corrupted .dcz: a layer header ({len(body)} bytes) is invalid"
     n = body[0] if body else 0
     if len(body) < n + 3:
@@ -607,14 +705,14 @@ def _layer_header(body: bytes, version: int) -> tuple[str, str, list[int], int, 
         or not 1 <= bits <= MAX_BITS
         or gap_bits > MAX_GAP_BITS
         or not 1 <= n_centroids <= 2**bits
-        or flags > (1 if version == 1 else 3)
-        or flags == 2
+        or flags not in _FLAGS[version]
     ):
         raise DczFormatError(
             f"{bad}: layer {name!r} has shape {shape}, bits {bits}, gap_bits {gap_bits}, "
             f"{n_centroids} centroids, flags {flags}. {_REPAIR}"
         )
-    return name, KINDS[kind], shape, bits, gap_bits, n_centroids, n_entries, 0 if not flags & 1 else (16 if flags & 2 else 32)
+    bias_bits = 0 if not flags & 1 else (16 if flags & 2 else 32)
+    return name, KINDS[kind], shape, bits, gap_bits, n_centroids, n_entries, bias_bits, 16 if flags & 4 else 32
 
 
 def _scatter(values: np.ndarray, gaps: np.ndarray, length: int, gap_bits: int, what: str) -> np.ndarray:
@@ -677,7 +775,7 @@ def _layer_stats(
         gap_bits_huffman=g_bits / n if n and layer.gap_bits else 0.0,
         fixed_bits=fixed,
         huffman_bits=h_bits,
-        codebook_bytes=4 * int(layer.centroids.numel()),
+        codebook_bytes=layer.codebook_bytes,
         table_bytes=table_bytes,
         bias_bytes=layer.bias_bytes,
         stored_bytes=stored_bytes,
@@ -702,9 +800,13 @@ def _parse(data: bytes) -> DczModel:
     version = _check_prefix(data)
     reader = _Reader(data)
     head = _json_object(reader.chunk(b"HEAD"), "file")
-    _check_keys(head, {"arch", "huffman", "n_layers", "meta"}, "file")
+    use_ans = version >= 3 and "coder" in head  # version 3: "coder": "ans" with "huffman": false
+    _check_keys(head, {"arch", "huffman", "n_layers", "meta"} | ({"coder"} if use_ans else set()), "file")
     arch = _field(head, "arch", str, "file")
     use_huffman = _field(head, "huffman", bool, "file")
+    if use_ans and (head["coder"] != "ans" or use_huffman):
+        raise DczFormatError(f"corrupted .dcz: the file header's coder is {head['coder']!r} with huffman "
+                             f"{use_huffman} (an ANS file says \"ans\" and false). {_REPAIR}")
     n_layers = _field(head, "n_layers", int, "file", 0, len(data))  # a truncated file fails below
     meta = _field(head, "meta", dict, "file")
     if not arch:
@@ -712,20 +814,24 @@ def _parse(data: bytes) -> DczModel:
     header_bytes = reader.pos
     layers, stats, budget = [], [], MAX_WEIGHTS
     for _ in range(n_layers):
-        layer, layer_stats = _read_layer(reader, use_huffman, budget, version)
+        layer, layer_stats = _read_layer(reader, use_huffman, use_ans, budget, version)
         budget -= layer.n_weights
         layers.append(layer)
         stats.append(layer_stats)
     if version == 2 and not any(layer.bias is not None and layer.bias_bits == 16 for layer in layers):
         # written at the lowest version that holds it: a version-2 file has a float16 bias
         raise DczFormatError(f"corrupted .dcz: version 2 but no float16 bias (a writer would say 1). {_REPAIR}")
+    if version == 3 and not use_ans and not any(layer.codebook_bits == 16 for layer in layers):
+        # a version-3 file is ANS-coded or has a float16 codebook
+        raise DczFormatError(f"corrupted .dcz: version 3 but neither ANS-coded nor with a float16 codebook "
+                             f"(a writer would say {_lowest_version(layers, False)}). {_REPAIR}")
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         raise DczFormatError(f"corrupted .dcz: two layers share a name ({names}). {_REPAIR}")
     end = reader.pos
     reader.end()
     header_bytes += reader.pos - end
-    return DczModel(arch, layers, meta, use_huffman, len(data), header_bytes, stats)
+    return DczModel(arch, layers, meta, use_huffman, len(data), header_bytes, stats, use_ans)
 
 
 def read_dcz(path: PathLike) -> DczModel:

@@ -13,11 +13,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dclab import paper
 from dclab.data import Digits
 from dclab.lessons.coding import PipelineRun, pipeline_run, recipe_config
+
+if TYPE_CHECKING:
+    from dclab.codec.container import DczModel
 
 ARCHES = ("lenet300", "lenet5")
 RECIPES = ("default", "frontier", "noloss")
@@ -196,31 +199,77 @@ def byte_budget(point: FilePoint) -> list[dict[str, Any]]:
     return rows
 
 
-def ans_savings(point: FilePoint) -> dict[str, Any]:
-    """What coding a file's index and gap streams with ANS instead of Huffman would save (as notebook 04 measures, with its
-    ``stream_table``), payload only and with each coder's side information."""
-    from dclab.codec.entropy import dcz_stream_bits, dcz_streams, stream_table
-
-    rows = stream_table(dcz_streams(point.run.dcz), dcz_stream_bits(point.run.dcz))
-    by = {coder: [r for r in rows if r["coder"] == coder] for coder in ("Huffman", "ANS")}
-    payload = {c: sum(r["payload_bytes"] for r in by[c]) for c in by}
-    total = {c: sum(r["total_bytes"] for r in by[c]) for c in by}
-    return {"network": TITLES.get(point.arch, point.arch), "file bytes": point.bytes,
-            "Huffman payload": payload["Huffman"], "ANS payload": payload["ANS"],
-            "saved (payload)": payload["Huffman"] - payload["ANS"],
-            "saved (with side data)": total["Huffman"] - total["ANS"],
-            "share of the file": (total["Huffman"] - total["ANS"]) / point.bytes}
+CODINGS = {"Huffman": {}, "ANS": {"coder": "ans"}, "Huffman, float16 codebooks": {"codebook_bits": 16},
+           "ANS, float16 codebooks": {"coder": "ans", "codebook_bits": 16}}
+"""The files ``coded_files`` writes: the point's own (Huffman), then with the options of ``.dcz`` version 3."""
 
 
-def ans_sentence(s: dict[str, Any]) -> str:
-    """What ``ans_savings`` measured, in words (the side data can outweigh the payload saved)."""
-    payload, total = s["saved (payload)"], s["saved (with side data)"]
-    if total >= 0:
-        return (f"{s['network']}: ANS would save {payload:,.0f} bytes of payload and {total:,.0f} bytes with its "
-                f"side data ({s['share of the file']:.1%} of the {s['file bytes']:,}-byte file).")
-    return (f"{s['network']}: ANS would save {payload:,.0f} bytes of payload, but its symbol counts cost more "
-            f"than Huffman's code tables: with the side data the file would grow by {-total:,.0f} bytes. On "
-            f"streams this short, cheaper side data matters more than a better coder.")
+def coded_files(point: FilePoint, test_data: Digits, folder: Path) -> list[dict[str, Any]]:
+    """``point``'s file written again with its index and gap streams ANS-coded and/or its codebooks in float16
+    (``coder="ans"``, ``codebook_bits=16``: version-3 ``.dcz`` files) into ``folder``; nothing is retrained. For
+    each (``CODINGS``; the first is the point's own file): the bytes on disk and the test error of the model read
+    back from that file (notebook 07; benchmarks/ans.py). ANS stores the very same weights; float16 codebooks round
+    the centroids, and the file's metadata records the error of the rounded model, as ``compress`` would."""
+    import dataclasses
+
+    from dclab.codec import container
+    from dclab.pipeline import load_model
+    from dclab.train import test_error
+
+    dcz, rows = point.run.dcz, []
+    for label, options in CODINGS.items():
+        path = point.path
+        if options:
+            layers = [dataclasses.replace(layer, codebook_bits=options.get("codebook_bits", layer.codebook_bits))
+                      for layer in dcz.layers]
+            meta = {**dcz.meta, "config": {**dcz.meta.get("config", {}), **options}}
+            if "codebook_bits" in options:
+                meta["test_error_after"] = test_error(load_model(container.to_bytes(dcz.arch, layers, meta=meta)),
+                                                      test_data)
+            path = Path(folder) / f"{point.path.stem}-{label.lower().replace(', ', '-').replace(' ', '-')}.dcz"
+            container.write_dcz(path, dcz.arch, layers, meta=meta, coder=options.get("coder", "huffman"))
+        back = container.read_dcz(path)
+        rows.append({"network": TITLES.get(point.arch, point.arch), "coding": label, "version": path.read_bytes()[8],
+                     "bytes": back.n_bytes, "saved": point.bytes - back.n_bytes,
+                     "share saved": (point.bytes - back.n_bytes) / point.bytes,
+                     "ratio": paper.ORIGINAL_BYTES[point.arch] / back.n_bytes,
+                     "error": test_error(load_model(back), test_data), "path": path, "dcz": back})
+    return rows
+
+
+def coded_files_sentence(rows: Sequence[dict[str, Any]]) -> str:
+    """What ``coded_files`` measured, in words: each file against the Huffman file, bytes and error."""
+    base = rows[0]
+    parts = [f"{base['network']}: the Huffman file is {base['bytes']:,} bytes at {base['error']:.2%} error"]
+    for r in rows[1:]:
+        parts.append(f"{r['coding']} {r['bytes']:,} bytes ({r['saved']:+,} saved, {r['share saved']:.1%}) at "
+                     f"{r['error']:.2%}")
+    return "; ".join(parts) + "."
+
+
+def stream_bytes(huffman: "DczModel", ans: "DczModel") -> list[dict[str, Any]]:
+    """Per layer, the index and gap streams of a Huffman file and of the same layers ANS-coded: each coder's side
+    data (Huffman's code-length tables, ANS's frequency tables) and coded payload, in bytes as stored, and the
+    layer's bytes in each file, section framing included (notebook 07, benchmarks/ans.py)."""
+    rows = []
+    for h, a in zip(huffman.layer_stats(), ans.layer_stats()):
+        data = sum(n for k, n in h.sections.items() if k in ("WDAT", "GDAT"))
+        rows.append({"layer": h.name, "entries": h.n_entries, "Huffman tables": h.table_bytes,
+                     "Huffman payload": data, "ANS tables": a.ans_table_bytes, "ANS payload": a.ans_payload_bytes,
+                     "Huffman layer": h.stored_bytes, "ANS layer": a.stored_bytes,
+                     "saved": h.stored_bytes - a.stored_bytes})
+    return rows
+
+
+def stream_bytes_sentence(network: str, rows: Sequence[dict[str, Any]]) -> str:
+    """Where ANS's saving over Huffman comes from, from ``stream_bytes``: smaller tables, less payload, and the
+    section framing (an ANS stream is one section, a Huffman stream two)."""
+    saved = sum(r["saved"] for r in rows)
+    tables = sum(r["Huffman tables"] - r["ANS tables"] for r in rows)
+    payload = sum(r["Huffman payload"] - r["ANS payload"] for r in rows)
+    return (f"{network}: ANS saves {saved:,} bytes in the layers: {tables:,} of side data (frequency tables against "
+            f"code-length tables), {payload:,} of payload (coded streams) and {saved - tables - payload:,} of "
+            f"section framing.")
 
 
 def kmeans_comparison(arch: str, test_data: Digits, progress: bool = True, **bits: int) -> dict[str, Any]:

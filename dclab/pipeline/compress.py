@@ -11,6 +11,7 @@ k-means + encode, milliseconds) for the interactive widgets, and a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -134,13 +135,15 @@ def dcz_layers(
     bits: Callable[[str, str], int],
     gap_bits: Callable[[str, str], int],
     bias_bits: int = 32,
+    codebook_bits: int = 32,
 ) -> list[CompressedLayer]:
     """A model's codebooks as ``.dcz`` layers, in the model's layer order: the one place they are assembled
     (``compress``, ``compress_weights``, the capstone's session, notebook 03's experiments).
 
     ``bits(name, kind)`` is the width of a weight index; a pruned codebook (reserved zero) stores its
     gaps in ``gap_bits(name, kind)`` bits, a dense one stores every index. Biases go in as float32, or as
-    float16 with ``bias_bits=16`` (round the model's first, ``round_biases_``, so it holds what the file does).
+    float16 with ``bias_bits=16`` (round the model's first, ``round_biases_``, so it holds what the file does);
+    centroids likewise with ``codebook_bits`` (``stored_codebooks``).
     """
     compressed = []
     for name, module in models.compressible_layers(model).items():
@@ -151,8 +154,16 @@ def dcz_layers(
             name, kind, book, bits=bits(name, kind),
             gap_bits=gap_bits(name, kind) if book.reserved_zero else 0,
             bias=None if module.bias is None else module.bias.detach(), bias_bits=bias_bits,
+            codebook_bits=codebook_bits,
         ))
     return compressed
+
+
+def stored_codebooks(codebooks: Mapping[str, Codebook], codebook_bits: int) -> dict[str, Codebook]:
+    """The codebooks with their centroids as a ``.dcz`` stores them at ``codebook_bits`` (float16 rounds them,
+    ``container.stored_centroids``); apply these to the model before measuring it, so it holds what the file does."""
+    return {name: dataclasses.replace(book, centroids=container.stored_centroids(book.centroids, codebook_bits))
+            for name, book in codebooks.items()}
 
 
 def round_biases_(model: nn.Module, bias_bits: int) -> nn.Module:
@@ -171,18 +182,20 @@ def encode_dcz(
     config: CompressionConfig,
     meta: dict[str, Any],
 ) -> tuple[bytes, CompressionReport]:
-    """The one ``.dcz`` encoder of a compressed model: encode both ways (fixed-width and Huffman), return
-    the configured file's bytes and the report measured from those bytes. ``compressed`` may be any
+    """The one ``.dcz`` encoder of a compressed model: encode both ways (fixed-width and Huffman), and with ANS
+    when ``config.coder`` asks for it; return the configured file's bytes and the report measured from those bytes. ``compressed`` may be any
     network that ``check_storable`` accepts (``arch``: its zoo name, or ``arch_of``'s ``"custom:..."``)."""
     check_storable(compressed)
     missing = set(models.compressible_layers(compressed)) - set(codebooks)
     if missing:
         raise DclabError(f"no codebook for layer(s) {', '.join(sorted(missing))}")
     layers = dcz_layers(compressed, codebooks, config.bits_for, lambda name, kind: config.gap_bits_for(kind),
-                        config.bias_bits)
+                        config.bias_bits, config.codebook_bits)
     fixed = container.to_bytes(arch, layers, huffman=False, meta=meta)
     coded = container.to_bytes(arch, layers, huffman=True, meta=meta)
     chosen = coded if config.huffman else fixed
+    if config.coder == "ans":
+        chosen = container.to_bytes(arch, layers, meta=meta, coder="ans")
     report = measured_report(container.from_bytes(coded), len(fixed), len(coded), len(chosen))
     return chosen, report
 
@@ -310,6 +323,8 @@ def compress(
         for name, module in layers.items()
     }
     codebooks, _ = finetune_centroids(net, codebooks, train_data, config, progress=progress)
+    codebooks = stored_codebooks(codebooks, config.codebook_bits)
+    apply_codebooks_(net, codebooks)  # unchanged at 32 bits; float16-rounded centroids at 16
     round_biases_(net.eval(), config.bias_bits)
     error_after = test_error(net, test_data)
 
@@ -371,6 +386,7 @@ def compress_weights(
             w, masks[name], config.bits_for(name, cache.kinds[name]), config.init,
             seed=config.seed, presorted=cache.sorted[name],
         )
+    codebooks = stored_codebooks(codebooks, config.codebook_bits)
     net = round_biases_(apply_codebooks_(copy.deepcopy(model).cpu().eval(), codebooks), config.bias_bits)
     error = None
     if test_data is not None:

@@ -20,7 +20,7 @@ from dclab.algorithms.quantize import (
     DEFAULT_BITS,
     check_bits,
 )
-from dclab.codec.container import BIAS_BITS
+from dclab.codec.container import BIAS_BITS, CODEBOOK_BITS, CODERS
 from dclab.deprecation import warn_renamed
 from dclab.errors import DclabError
 
@@ -70,7 +70,7 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {"default": PRESETS, "frontier":
 """``CompressionConfig.preset(arch, recipe)``: the tuned settings by recipe, then by model."""
 
 
-ADDED_SETTINGS = {"bias_bits": 32}
+ADDED_SETTINGS = {"bias_bits": 32, "codebook_bits": 32, "coder": "huffman"}
 """Settings added after dclab 1, with the default that behaves as dclab 1 did. ``to_dict`` leaves out each one at
 that default, so the metadata of every file made before (and the cache keys made from it) stays the same."""
 
@@ -99,7 +99,9 @@ class CompressionConfig:
     shared (``conv_bits``/``fc_bits``, ``init``) and the centroids fine-tuned for
     ``finetune_epochs`` from ``finetune_lr`` (small: a centroid's gradient is the
     sum over all the weights that share it). ``bias_bits=16`` stores the biases as float16 (a
-    version-2 ``.dcz``); the model is measured with its biases so rounded.
+    version-2 ``.dcz``), ``codebook_bits=16`` the centroids (version 3); the model is measured with them
+    so rounded. ``coder="ans"`` codes the indices and gaps with ANS instead of Huffman (version 3,
+    notebook 07); ``huffman=False`` stores them at fixed width.
     """
 
     sparsity: float | dict[str, float] | None = None
@@ -117,6 +119,8 @@ class CompressionConfig:
     init: str = "linear"
     huffman: bool = True
     bias_bits: int = 32
+    codebook_bits: int = 32
+    coder: str = "huffman"
     max_shift: float = 2.0
     batch_size: int = 128
     train_subset: int | None = None
@@ -159,6 +163,15 @@ class CompressionConfig:
                 raise DclabError(f"{label} must be a positive number, not {value!r}")
         if isinstance(self.bias_bits, bool) or self.bias_bits not in BIAS_BITS:
             raise DclabError(f"bias_bits must be 32 or 16 (biases stored as float32 or float16), not {self.bias_bits!r}")
+        if isinstance(self.codebook_bits, bool) or self.codebook_bits not in CODEBOOK_BITS:
+            raise DclabError(f"codebook_bits must be 32 or 16 (centroids stored as float32 or float16), "
+                             f"not {self.codebook_bits!r}")
+        if self.coder not in CODERS:
+            raise DclabError(f"coder must be one of {', '.join(CODERS)} (how the indices and gaps are entropy-coded), "
+                             f"not {self.coder!r}")
+        if self.coder == "ans" and not self.huffman:
+            raise DclabError("coder='ans' entropy-codes the indices and gaps, huffman=False stores them at fixed "
+                             "width: choose one")
         if self.init not in ALL_INITS:
             raise DclabError(f"init must be one of {', '.join(ALL_INITS)}, not {self.init!r}")
         if self.train_subset is not None and self.train_subset < 1:

@@ -271,12 +271,14 @@ def measured_report(dcz: DczModel, fixed_bytes: int, huffman_bytes: int, file_by
 def report_from_dcz(dcz: DczModel | bytes, **extra: Any) -> CompressionReport:
     """A report from a ``.dcz`` alone (``python -m dclab inspect``).
 
-    The file holds one coding; the other is re-encoded from its contents (the encoder is
-    deterministic, so these are exactly the bytes that file would have).
+    The file holds one coding; the others (fixed width, Huffman) are re-encoded from its contents (the
+    encoder is deterministic, so these are exactly the bytes that file would have).
     """
     model = dcz if isinstance(dcz, DczModel) else container.from_bytes(dcz)
-    other = len(container.to_bytes(model.arch, model.layers, huffman=not model.huffman, meta=model.meta))
-    fixed, coded = (other, model.n_bytes) if model.huffman else (model.n_bytes, other)
+    fixed = model.n_bytes if model.coding == "fixed-width" else len(
+        container.to_bytes(model.arch, model.layers, huffman=False, meta=model.meta))
+    coded = model.n_bytes if model.huffman else len(
+        container.to_bytes(model.arch, model.layers, huffman=True, meta=model.meta))
     return measured_report(model, fixed, coded, model.n_bytes, **extra)
 
 
