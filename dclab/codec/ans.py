@@ -118,7 +118,7 @@ def _words(sym: np.ndarray, freqs: np.ndarray) -> bytes:
 
 def encode(symbols: Symbols) -> AnsStream:
     """ANS-code integer symbols with the quantized counts that give the fewest bytes (notebook 07)."""
-    sym = huffman._as_symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     if sym.size == 0:
         return AnsStream(0, np.zeros(0, np.int64), 0, b"", b"")
     counts = np.bincount(sym)

@@ -99,7 +99,7 @@ def _freq_array(freqs: Freqs) -> np.ndarray:
 
 def frequencies(symbols: Symbols) -> np.ndarray:
     """Count how often each symbol occurs: ``counts[s]`` (notebook 04, Figure 5's histograms)."""
-    sym = _as_symbols(symbols)
+    sym = as_symbols(symbols)
     return np.bincount(sym) if sym.size else np.zeros(0, dtype=np.int64)
 
 
@@ -248,7 +248,7 @@ def canonical_codes(lengths: Mapping[int, int] | np.ndarray | Sequence[int]) -> 
 # Bit packing
 
 
-def _as_symbols(symbols: Symbols) -> np.ndarray:
+def as_symbols(symbols: Symbols) -> np.ndarray:
     """Symbols as a flat int64 numpy array, checked to lie in [0, MAX_ALPHABET)."""
     if isinstance(symbols, torch.Tensor):
         symbols = symbols.detach().cpu().numpy()
@@ -336,7 +336,7 @@ def unpack_fixed(payload: bytes, n_values: int, width: int) -> np.ndarray:
 
 def encode(symbols: Symbols, lengths: Mapping[int, int] | np.ndarray | None = None) -> HuffmanStream:
     """Huffman-code integer symbols (by default with the optimal code for their own counts) (notebook 04)."""
-    sym = _as_symbols(symbols)
+    sym = as_symbols(symbols)
     if lengths is None:
         lens = length_array(np.bincount(sym) if sym.size else [])
     else:
