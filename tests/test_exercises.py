@@ -416,6 +416,18 @@ def test_grading_mode_raises_on_failure_only(monkeypatch):
     assert exercises.check_encode_gaps(unfinished).status == "not done"
 
 
+def test_a_graded_pass_is_printed_in_one_write(monkeypatch):
+    """While grading, a pass is printed, not returned as the cell's result (nbgrader would read it as a
+    score), and in one write: print() writes the newline apart, and a kernel flushing between the two
+    splits the confirmation into two outputs (seen in CI)."""
+    monkeypatch.setenv(exercises.GRADING_ENV, "1")
+    result = exercises.check_encode_gaps(encode_gaps)
+    writes = []
+    monkeypatch.setattr(sys, "stdout", type("Recorder", (), {"write": lambda self, text: writes.append(text)})())
+    result._ipython_display_()
+    assert writes == [result.message + "\n"] and result.message.startswith("✓ encode_gaps is correct")
+
+
 def test_check_by_name():
     assert exercises.check(kmeans_step).passed
     assert exercises.check(lambda v, c: kmeans_step(v, c), name="kmeans_step").passed

@@ -13,6 +13,7 @@ import copy
 import html
 import math
 import os
+import sys
 import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
@@ -108,7 +109,9 @@ class GradedResult(CheckResult):
     """
 
     def _ipython_display_(self) -> None:
-        print(self.message)
+        # One write, not print(): print writes the text and the newline separately, and a kernel
+        # that flushes between them splits the confirmation into two outputs.
+        sys.stdout.write(self.message + "\n")
 
 
 @dataclass
