@@ -43,9 +43,17 @@ def read(page) -> dict:
 
 
 def wait_changed(page, before: dict, keys: list[str], timeout_s: float = 180) -> dict:
-    """Wait until ``keys`` show new values and the accuracy of the new setting is measured."""
-    page.wait_for_function(CHANGED, arg=[before, keys], timeout=timeout_s * 1000)
-    page.wait_for_function(MEASURED_AFTER, arg=before["serial"], timeout=timeout_s * 1000)
+    """Wait until ``keys`` show new values and the accuracy of the new setting is measured; on a timeout,
+    fail with what the page shows (its numbers and its status line), to tell a slow page from a stuck one."""
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    for check, arg in ((CHANGED, [before, keys]), (MEASURED_AFTER, before["serial"])):
+        try:
+            page.wait_for_function(check, arg=arg, timeout=timeout_s * 1000)
+        except PageTimeout:
+            status = page.evaluate("() => { " + TEXT + " return text('.dclab-status'); }")
+            pytest.fail(f"no new measured answer ({', '.join(keys)}) within {timeout_s:.0f} s\n"
+                        f"before: {before}\nnow:    {read(page)}\nstatus: {status}")
     return read(page)
 
 

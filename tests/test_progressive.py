@@ -123,3 +123,27 @@ def test_a_pass_after_a_move_of_one_fc_layer_does_not_rerun_the_convolutions(syn
         tester.measure(measuring, model, lambda e: None, seen.append)
         assert seen == [evaluate(model, synthetic_digits)]
     assert len(conv_runs) == runs_before  # the second pass started from the kept convolution outputs
+
+
+def test_a_failed_background_pass_is_reported_not_left_waiting(capfd):
+    """A pass that raises in the background would leave a page 'measuring' for ever: it is counted, its
+    traceback goes to the server's log and the page's on_error shows it; at once, it raises."""
+    from dclab.widgets.progressive import failure_html
+
+    reported = []
+    measuring = ProgressiveMeasure(background=True, on_error=reported.append)
+
+    def broken(stale):
+        raise ValueError("weights of the wrong shape")
+
+    measuring.move()
+    measuring.start(broken)
+    measuring.wait()
+    assert measuring.failed == 1 and [type(e) for e in reported] == [ValueError]
+    assert "ValueError: weights of the wrong shape" in capfd.readouterr().err
+    assert "weights of the wrong shape" in failure_html(reported[0]) and "measure again" in failure_html(reported[0])
+    at_once = ProgressiveMeasure(background=False, on_error=reported.append)
+    at_once.move()
+    with pytest.raises(ValueError, match="wrong shape"):
+        at_once.start(broken)
+    assert len(reported) == 1

@@ -23,7 +23,7 @@ from dclab.pipeline import PAPER_SPARSITY, CompressionConfig
 from dclab.pipeline.session import CompressionSession, Estimate, Snapshot
 from dclab.viz import style
 from dclab.viz.dashboard import fig_compression, fmt_kb, update_compression
-from dclab.widgets.progressive import ProgressiveMeasure, estimate_note
+from dclab.widgets.progressive import ProgressiveMeasure, estimate_note, failure_html
 from dclab.widgets.retraining import retrained_toggle, rung_html
 
 NETWORKS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
@@ -336,6 +336,7 @@ def compression_dashboard(
     state = {"quiet": False}
     measuring = ProgressiveMeasure(progressive)  # background in a live kernel (Jupyter, Voila)
     box.measuring = measuring
+    measuring.on_error = lambda exc: setattr(status, "value", failure_html(exc))
 
     def show_controls() -> None:
         has_conv = any(k == "conv" for k in session.network(picker.value).kinds.values())

@@ -18,8 +18,11 @@ its ``CompressionSession`` instead, which keeps its own copies (``work``, ``esti
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 import time
+import traceback
+from html import escape
 from typing import Callable
 
 import torch
@@ -58,14 +61,20 @@ class ProgressiveMeasure:
     is dropped and counted in ``superseded``; a job whose move was replaced before it began never runs;
     ``passes`` counts the jobs that began (a setting answered from a page's cache starts none).
     ``showing`` is the lock under which a page updates its figure and labels, from either thread.
+    A background job that fails is counted in ``failed``, its traceback goes to the server's log
+    (``sys.__stderr__``) and ``on_error(exc)`` runs, so the page says so instead of waiting forever;
+    a job run at once raises as any call does.
     """
 
-    def __init__(self, background: bool | None = None, name: str = "dclab-measure") -> None:
+    def __init__(self, background: bool | None = None, name: str = "dclab-measure",
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
         self.background = live_kernel() if background is None else bool(background)
         self.name = name
+        self.on_error = on_error
         self.serial = 0
         self.superseded = 0
         self.passes = 0
+        self.failed = 0
         self.worker: threading.Thread | None = None
         self.showing = threading.RLock()
         self._passes = threading.Lock()
@@ -91,12 +100,23 @@ class ProgressiveMeasure:
                     job(stale)
                 except Superseded:
                     self.superseded += 1
+                except Exception as exc:
+                    if not self.background:
+                        raise
+                    self._failed(exc)
 
         if self.background:
             self.worker = threading.Thread(target=run, daemon=True, name=self.name)
             self.worker.start()
         else:
             run()
+
+    def _failed(self, exc: Exception) -> None:
+        self.failed += 1
+        traceback.print_exception(exc, file=sys.__stderr__)
+        if self.on_error is not None:
+            with self.showing:
+                self.on_error(exc)
 
     def show(self, stale: Callable[[], bool], update: Callable[[], None]) -> bool:
         """Run ``update()`` under ``showing`` unless a newer move came first; whether it ran."""
@@ -111,6 +131,12 @@ class ProgressiveMeasure:
         worker = self.worker
         if worker is not None:
             worker.join()
+
+
+def failure_html(exc: BaseException) -> str:
+    """What a page shows when its accuracy pass failed (notebooks 02, 03, 06): the error, and what to do."""
+    return (f'<span class="dclab-measure-failed" style="color:{style.ERROR}">The accuracy pass failed '
+            f"({escape(type(exc).__name__)}: {escape(str(exc))}); move a control to measure again.</span>")
 
 
 def estimate_note(estimate: Estimate, total_digits: int) -> str:

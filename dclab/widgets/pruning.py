@@ -29,7 +29,7 @@ from dclab.viz.pruning import (
     hist_counts,
     histogram_edges,
 )
-from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_line
+from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_line, failure_html
 from dclab.widgets.retraining import retrained_toggle, rung_html
 
 BASELINE_LABEL = "the network as given (not retrained)"
@@ -128,6 +128,7 @@ def prune_explorer(
     progress.add_class("dclab-prune-progress")
     accuracy_label = W.HTML()
     accuracy_label.add_class("dclab-prune-accuracy")
+    measuring.on_error = lambda exc: setattr(accuracy_label, "value", failure_html(exc))
     size_label = W.HTML()
     size_label.add_class("dclab-prune-size")
     retrain_toggle = retrained_toggle(ladder is not None)

@@ -25,7 +25,7 @@ from dclab.pipeline.session import Estimate
 from dclab.pipeline.staged import Superseded
 from dclab.viz.pruning import hist_counts, histogram_edges
 from dclab.viz.sharing import centroid_counts, centroid_lines, fig_bit_explorer
-from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_line
+from dclab.widgets.progressive import AccuracyPass, ProgressiveMeasure, accuracy_line, failure_html
 from dclab.widgets.retraining import retrained_toggle
 
 RETRAIN_DIGITS = 10_000
@@ -133,6 +133,7 @@ def bit_width_explorer(
     retrain_tb.value = bool(retrained)
     accuracy_label = W.HTML()
     accuracy_label.add_class("dclab-bits-accuracy")
+    measuring.on_error = lambda exc: setattr(accuracy_label, "value", failure_html(exc))
     size_label = W.HTML()
     size_label.add_class("dclab-bits-size")
     state: dict = {"baseline": baseline, "current_layer": None}
