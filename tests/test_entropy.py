@@ -191,3 +191,34 @@ def test_tables_put_the_paper_beside_the_measurement(cached_runs):
     assert t1[1]["ratio"] == 40
     assert set(coding_lesson.TABLE2_FORMATS) == set(coding_lesson.TABLE2_COLUMNS)
     assert list(coding_lesson.frame(t1, ["network", "source"]).columns) == list(coding_lesson.TABLE1_FORMATS)
+
+
+def test_huffman_losses_count_both_tables_and_the_summary_reads_them():
+    """ANS wins where one symbol dominates a long stream (Huffman spends >= 1 bit on each symbol) and
+    must lose on a tiny one (its 32-bit words and its table outweigh 8 Huffman bits and a 2-byte table)."""
+    streams = {"fc": {"weights": skewed(50_000, [0.9, 0.05, 0.03, 0.02]), "gaps": np.array([0, 1] * 4)}}
+    rows = entropy.stream_table(streams, {"fc": {"weights": 2, "gaps": 1}})
+    losses = coding_lesson.huffman_losses(rows)
+    by = {(d["layer"], d["stream"]): d for d in losses}
+    long, tiny = by["fc", "weights"], by["fc", "gaps"]
+    assert [d["Huffman over entropy"] for d in losses] == sorted((d["Huffman over entropy"] for d in losses), reverse=True)
+    sizes = {(r["stream"], r["coder"]): r for r in rows}
+    for d, stream in ((long, "weights"), (tiny, "gaps")):
+        h, a = sizes[stream, "Huffman"], sizes[stream, "ANS"]
+        assert d["Huffman over ANS (bytes, tables in)"] == h["payload_bytes"] + h["side_bytes"] - a["payload_bytes"] - a["side_bytes"]
+    assert long["Huffman over ANS (bytes, tables in)"] > 50_000 * 0.3 / 8  # H < 0.65 bits, Huffman >= 1 bit
+    assert tiny["Huffman over ANS (bytes, tables in)"] < 0
+    summary = coding_lesson.whole_bit_summary(losses)
+    assert "on these 2 streams" in summary
+    assert f"ANS is smaller on 1 of them, by {long['Huffman over ANS (bytes, tables in)']:,} bytes at most (fc weights (50,000 symbols))" in summary
+    assert f"larger on 1, by {-tiny['Huffman over ANS (bytes, tables in)']:,} bytes at most (fc gaps (8 symbols))" in summary
+
+
+def test_ans_size_is_the_files_coder():
+    """Notebook 04's ANS column is the bytes a version-3 .dcz stores for the stream: table, then words."""
+    from dclab.codec import ans
+
+    x = skewed(5_000, [0.6, 0.2, 0.1, 0.1], seed=2)
+    size, stream = entropy.ans_size(x), ans.encode(x)
+    assert (size.payload_bytes, size.side_bytes) == (len(stream.payload), len(stream.table))
+    assert size.total_bytes == len(stream.to_bytes())

@@ -7,8 +7,8 @@ by encoding them for real and decoding them back:
 
 - ``fixed-length``: ``bits`` per symbol, packed (the P+Q size of Table 2);
 - ``Huffman``: ``dclab.codec.huffman`` (payload; its code-length table is side information);
-- ``ANS``: asymmetric numeral systems (``constriction``), an entropy coder with
-  fractional code lengths, fed the same empirical frequencies;
+- ``ANS``: asymmetric numeral systems, an entropy coder with fractional code lengths:
+  ``dclab.codec.ans``, the coder of a version-3 ``.dcz`` (its frequency table is side information);
 - ``zlib`` and ``lzma``: general-purpose compressors, one byte (or two) per symbol in;
 - ``entropy bound``: ``n * H`` bits, the least any code for these frequencies can
   spend (not an encoding; no coder gets below it, up to rounding to whole bytes).
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import torch
 
-from dclab.codec import huffman
+from dclab.codec import ans, huffman
 from dclab.codec.sparse import encode_gaps
 from dclab.deprecation import renamed_keywords
 from dclab.errors import DclabError
@@ -56,7 +56,7 @@ class CoderSize:
 
     ``payload_bytes`` is the coded data (``len()`` of real bytes, except for the
     entropy bound, which is ``n * H / 8``); ``side_bytes`` is what a decoder
-    needs besides (Huffman's code-length table, ANS's symbol counts); ``exact``
+    needs besides (Huffman's code-length table, ANS's frequency table); ``exact``
     is False only for the entropy bound, which is not an encoding.
     """
 
@@ -97,18 +97,6 @@ class CoderSize:
         }
 
 
-def _symbols(symbols: Symbols) -> np.ndarray:
-    if isinstance(symbols, torch.Tensor):
-        symbols = symbols.detach().cpu().numpy()
-    sym = np.asarray(symbols)
-    if sym.size and sym.dtype.kind not in "iub":
-        raise DclabError(f"a symbol stream holds integers (codebook indices or gaps); got dtype {sym.dtype}")
-    sym = sym.ravel().astype(np.int64, copy=False)
-    if sym.size and (int(sym.min()) < 0 or int(sym.max()) >= huffman.MAX_ALPHABET):
-        raise DclabError(f"symbols must lie in [0, {huffman.MAX_ALPHABET}); got [{int(sym.min())}, {int(sym.max())}]")
-    return sym
-
-
 def _byte_symbols(sym: np.ndarray) -> bytes:
     """Symbols one byte each (two, little-endian, when some symbol exceeds 255): zlib's and lzma's input."""
     dtype = np.uint8 if not sym.size or int(sym.max()) < 256 else np.dtype("<u2")
@@ -117,7 +105,7 @@ def _byte_symbols(sym: np.ndarray) -> bytes:
 
 def fixed_length_size(symbols: Symbols, bits: int) -> CoderSize:
     """Symbols packed at ``bits`` bits each, really packed (notebook 04)."""
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
         raise DclabError(f"bits must be an integer in [1, 32]; got {bits!r}")
     if sym.size and int(sym.max()) >= 1 << int(bits):
@@ -128,7 +116,7 @@ def fixed_length_size(symbols: Symbols, bits: int) -> CoderSize:
 
 def huffman_size(symbols: Symbols) -> CoderSize:
     """dclab's canonical Huffman code: payload bytes, and one table byte per symbol up to the largest (notebook 04)."""
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     stream = huffman.encode(sym)
     if not np.array_equal(huffman.decode(stream), sym):
         raise DclabError("Huffman round trip failed: dclab.codec.huffman has a bug")  # pragma: no cover
@@ -137,31 +125,24 @@ def huffman_size(symbols: Symbols) -> CoderSize:
 
 
 def ans_size(symbols: Symbols) -> CoderSize:
-    """Asymmetric numeral systems (constriction's AnsCoder) on the empirical frequencies (notebook 04).
+    """The ``.dcz``'s ANS coder (``dclab.codec.ans``, format version 3) on the stream (notebook 04).
 
-    The side information counted is the symbol counts, 4 bytes each, which is
-    what the decoder needs to rebuild the same model.
+    The payload is its 32-bit words; the side information is its table (the precision and the
+    quantized frequencies, gamma-coded), which is what the decoder needs to rebuild the same model.
     """
-    import constriction  # a compiled dependency: imported only when this coder is asked for
-
-    sym = _symbols(symbols)
-    if sym.size == 0:
-        return CoderSize("ANS", 0, 0, 0, True, "empty stream")
-    counts = np.bincount(sym)
-    model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
-    coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(sym.astype(np.int32), model)
-    words = coder.get_compressed()
-    back = constriction.stream.stack.AnsCoder(words).decode(model, sym.size)
+    sym = huffman.as_symbols(symbols)
+    stream = ans.encode(sym)
+    alphabet = int(sym.max()) + 1 if sym.size else 0
+    back, _, _ = ans.decode(stream.to_bytes(), int(sym.size), alphabet)
     if not np.array_equal(back, sym):
-        raise DclabError("ANS round trip failed")  # pragma: no cover
-    return CoderSize("ANS", int(sym.size), 4 * int(words.size), 4 * int(counts.size), True,
-                     "constriction AnsCoder, 32-bit words; side = symbol counts (4 bytes each)")
+        raise DclabError("ANS round trip failed: dclab.codec.ans has a bug")  # pragma: no cover
+    return CoderSize("ANS", int(sym.size), stream.payload_bytes, stream.table_bytes, True,
+                     f"as in a version-3 .dcz; table = frequencies summing to 2**{stream.precision}, gamma-coded")
 
 
 def zlib_size(symbols: Symbols) -> CoderSize:
     """Raw DEFLATE, level 9, one byte per symbol in (notebook 04)."""
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     data = _byte_symbols(sym)
     packer = zlib.compressobj(9, zlib.DEFLATED, -15)
     out = packer.compress(data) + packer.flush()
@@ -172,7 +153,7 @@ def zlib_size(symbols: Symbols) -> CoderSize:
 
 def lzma_size(symbols: Symbols) -> CoderSize:
     """Raw LZMA2, preset 9e, one byte per symbol in (notebook 04)."""
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     data = _byte_symbols(sym)
     out = lzma.compress(data, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
     if lzma.decompress(out, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS) != data:
@@ -182,14 +163,14 @@ def lzma_size(symbols: Symbols) -> CoderSize:
 
 def entropy_size(symbols: Symbols) -> CoderSize:
     """The entropy bound ``n * H / 8`` bytes for the stream's own frequencies (notebook 04)."""
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     h = huffman.entropy_bits(np.bincount(sym)) if sym.size else 0.0
     return CoderSize("entropy bound", int(sym.size), sym.size * h / 8, 0, False, f"H = {h:.4f} bits per symbol")
 
 
 def compare_coders(symbols: Symbols, bits: int) -> list[CoderSize]:
     """Sizes of one stream under every coder in ``CODERS``, each a real encode + decode (notebook 04)."""
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     return [
         fixed_length_size(sym, bits),
         huffman_size(sym),
@@ -219,7 +200,7 @@ class SymbolCost:
 
 def symbol_costs(symbols: Symbols) -> list[SymbolCost]:
     """Per-symbol ideal and Huffman code lengths, most frequent first (notebook 04, where Huffman loses)."""
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     counts = np.bincount(sym) if sym.size else np.zeros(0, np.int64)
     lengths = huffman.length_array(counts)
     codes = huffman.canonical_codes(lengths)
@@ -238,7 +219,7 @@ def huffman_redundancy(symbols: Symbols) -> float:
     In [0, 1) for two or more distinct symbols; exactly 1 for a constant stream
     (entropy 0, but every codeword has a bit).
     """
-    sym = _symbols(symbols)
+    sym = huffman.as_symbols(symbols)
     if sym.size == 0:
         return 0.0
     counts = np.bincount(sym)

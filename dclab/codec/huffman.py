@@ -256,11 +256,11 @@ def as_symbols(symbols: Symbols) -> np.ndarray:
     if sym.size == 0:
         return np.zeros(0, dtype=np.int64)
     if sym.dtype.kind not in "iub":
-        raise DclabError(f"Huffman symbols must be integers; got dtype {sym.dtype}")
+        raise DclabError(f"a symbol stream holds integers (codebook indices or gaps); got dtype {sym.dtype}")
     sym = sym.ravel().astype(np.int64, copy=False)
     lo, hi = int(sym.min()), int(sym.max())
     if lo < 0 or hi >= MAX_ALPHABET:
-        raise DclabError(f"Huffman symbols must lie in [0, {MAX_ALPHABET}); got [{lo}, {hi}]")
+        raise DclabError(f"symbols must lie in [0, {MAX_ALPHABET}); got [{lo}, {hi}]")
     return sym
 
 

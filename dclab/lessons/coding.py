@@ -99,8 +99,9 @@ class PipelineRun:
 def huffman_losses(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per stream of ``stream_table`` rows: what Huffman spends beyond the entropy and beyond ANS (notebook 04).
 
-    Bytes and percentages of the payload, and the same with each coder's side
-    information (code-length table, ANS counts) added; worst stream first.
+    Huffman's payload over the entropy (the whole-bit loss), its code-length table, and its bytes
+    over the ``.dcz``'s ANS coder with both coders' tables included (what a file would save); worst
+    stream first.
     """
     streams: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
     for r in rows:
@@ -114,16 +115,35 @@ def huffman_losses(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "entropy bits/symbol": e["bits_per_symbol"], "Huffman bits/symbol": h["bits_per_symbol"],
             "ANS bits/symbol": a["bits_per_symbol"],
             "Huffman over entropy": h["payload_bytes"] / bound - 1,
-            "Huffman over ANS (bytes)": h["payload_bytes"] - a["payload_bytes"],
             "Huffman table bytes": h["side_bytes"],
             "Huffman total over entropy": h["total_bytes"] / bound - 1,
+            "Huffman over ANS (bytes, tables in)": h["total_bytes"] - a["total_bytes"],
         })
     return sorted(out, key=lambda d: -d["Huffman over entropy"])
 
 
 LOSS_FORMATS = {"symbols": "{:,}", "entropy bits/symbol": "{:.3f}", "Huffman bits/symbol": "{:.3f}",
-                "ANS bits/symbol": "{:.3f}", "Huffman over entropy": "{:+.1%}", "Huffman over ANS (bytes)": "{:+,.0f}",
-                "Huffman table bytes": "{:,}", "Huffman total over entropy": "{:+.1%}"}
+                "ANS bits/symbol": "{:.3f}", "Huffman over entropy": "{:+.1%}", "Huffman table bytes": "{:,}",
+                "Huffman total over entropy": "{:+.1%}", "Huffman over ANS (bytes, tables in)": "{:+,.0f}"}
+
+
+def whole_bit_summary(losses: Sequence[Mapping[str, Any]]) -> str:
+    """Notebook 04's reading of the ``huffman_losses`` table, in words computed from it."""
+    over = [d["Huffman over entropy"] for d in losses]
+    name = lambda d: f"{d['layer']} {d['stream']} ({d['symbols']:,} symbols)"  # noqa: E731
+    gains = sorted(losses, key=lambda d: -d["Huffman over ANS (bytes, tables in)"])
+    ans_wins = [d for d in gains if d["Huffman over ANS (bytes, tables in)"] > 0]
+    text = (f"Huffman's payload is {min(over):+.1%} to {max(over):+.1%} over the entropy on these {len(losses)} "
+            f"streams. With each coder's table included, ANS is smaller on {len(ans_wins)} of them")
+    if ans_wins:
+        best = ans_wins[0]
+        text += f", by {best['Huffman over ANS (bytes, tables in)']:,.0f} bytes at most ({name(best)})"
+    losers = [d for d in gains if d["Huffman over ANS (bytes, tables in)"] < 0]
+    if losers:
+        worst = losers[-1]
+        text += (f"; it is larger on {len(losers)}, by {-worst['Huffman over ANS (bytes, tables in)']:,.0f} bytes "
+                 f"at most ({name(worst)})")
+    return text + "."
 
 
 def recipe_config(arch: str, recipe: str = "default", reduced: bool = False) -> "CompressionConfig":
