@@ -1,7 +1,7 @@
 """Benchmark: a newcomer's first run, timed: a fresh clone, an empty dclab cache, `CI=true bash .ci/run`.
 
     DCLAB_DATA=../shared/data python benchmarks/first_run.py [--seed N] [--keep]
-    python benchmarks/first_run.py --from-log ci.log      # the timeline of a run logged elsewhere
+    python benchmarks/first_run.py --from-log ci.log [--commit C]  # the timeline of a run logged elsewhere
 
 Clones this checkout's HEAD into a temporary folder, runs its `.ci/run` there (a new `.venv`,
 so the install is timed too; `.ci/run` makes its own empty `DCLAB_CACHE`), and writes the
@@ -104,10 +104,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, help="train the baselines with this seed (DCLAB_SEED)")
     parser.add_argument("--keep", action="store_true", help="keep the clone (its .venv is ~6 GB)")
     parser.add_argument("--from-log", type=Path, help="read the timeline from a saved .ci/run log instead")
+    parser.add_argument("--commit", help="with --from-log: the commit that run tested, named in the record")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
     args = parser.parse_args()
     if args.from_log:
-        markdown = timeline(args.from_log.read_text(), None, None)
+        markdown = timeline(args.from_log.read_text(), None, None, commit=args.commit)
     else:
         markdown = timeline(*run_fresh_clone(args.seed, args.keep), seed=args.seed, commit=head_commit())
     print(markdown)

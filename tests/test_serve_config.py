@@ -25,6 +25,19 @@ def test_a_used_kernel_is_replaced_after_the_page_has_rendered():
     assert 1 <= config()["VoilaKernelManager"]["fill_delay"] <= 30
 
 
+def test_a_page_waits_for_its_outputs_under_load():
+    """Voila's executor (nbclient) waits ``iopub_timeout`` seconds for a cell's outputs after the kernel's reply,
+    then drops what has not come: at nbclient's 4 s a loaded server lost dashboards' figures (classroom
+    benchmark, 10 readers: 'Timeout waiting for IOPub output' once per page never drawn). The setting must reach
+    the executor Voila builds from this config, for a page's kernel and for a preheated one alike."""
+    import nbformat
+    from traitlets.config import Config
+    from voila.execute import VoilaExecutor
+
+    executor = VoilaExecutor(nbformat.v4.new_notebook(), config=Config(config()))
+    assert executor.iopub_timeout == config()["VoilaExecutor"]["iopub_timeout"] >= 60
+
+
 def test_voila_reads_this_voila_json():
     # Voila reads voila.json from its working directory: the launcher starts it in the checkout
     assert (CHECKOUT / "voila.json").is_file()
